@@ -1,0 +1,94 @@
+"""The audit trail: one append-only row per mutating call and per login attempt.
+
+The request middleware opens an :class:`AuditNote` for each mutating request; the code that
+handles the request fills in what only it knows (actor, target, owning tenant) with
+:func:`note`, and the middleware writes the row once the response status is known, in a
+transaction of its own so that failed calls are recorded too.
+"""
+
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from yunguan.core.clock import now
+from yunguan.core.db import Base
+from yunguan.core.ids import new_id
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_tenant_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=now, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    actor_name: Mapped[str] = mapped_column(String(255), default="")
+    actor_tenant_id: Mapped[str | None] = mapped_column(String(40))
+    tenant_id: Mapped[str | None] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(128), index=True)
+    target_type: Mapped[str] = mapped_column(String(64), default="")
+    target_id: Mapped[str] = mapped_column(String(64), default="")
+    result: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None]
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    source_ip: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+@dataclass
+class AuditNote:
+    action: str = ""
+    actor_id: str | None = None
+    actor_name: str = ""
+    actor_tenant_id: str | None = None
+    tenant_id: str | None = None
+    target_type: str = ""
+    target_id: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+_current: ContextVar[AuditNote | None] = ContextVar("audit_note", default=None)
+
+
+def open_note() -> AuditNote:
+    audit_note = AuditNote()
+    _current.set(audit_note)
+    return audit_note
+
+
+def note(**fields: Any) -> None:
+    """Add facts to the audit record of the request being handled (no-op outside one)."""
+    current = _current.get()
+    if current is None:
+        return
+    detail = fields.pop("detail", None)
+    for key, value in fields.items():
+        setattr(current, key, value)
+    if detail:
+        current.detail.update(detail)
+
+
+def record(
+    session: Session,
+    audit_note: AuditNote,
+    *,
+    result: str,
+    status_code: int | None = None,
+    request_id: str = "",
+    source_ip: str = "",
+) -> AuditEvent:
+    event = AuditEvent(
+        id=new_id("ae"),
+        occurred_at=now(),
+        result=result,
+        status_code=status_code,
+        request_id=request_id,
+        source_ip=source_ip,
+        **asdict(audit_note),
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,21 @@
+"""The one source of "now". Tests swap it to move time."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+_now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+
+
+def now() -> datetime:
+    return _now()
+
+
+def set_clock(source: Callable[[], datetime] | None) -> None:
+    """Install a clock (a callable returning an aware UTC datetime); None restores the real one."""
+    global _now
+    _now = source or (lambda: datetime.now(UTC))
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,53 @@
+"""Process configuration, read from the environment (prefix ``YUNGUAN_``)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YUNGUAN_", extra="ignore")
+
+    data_dir: Path = Field(default=Path.home() / ".local/share/yunguan")
+    database_url: str | None = None
+    """SQLAlchemy URL; defaults to a SQLite file in ``data_dir``."""
+    system_database_url: str | None = None
+    """DBOS system database; defaults to the application database."""
+
+    token_ttl_seconds: int = 3600
+    max_body_bytes: int = 1024 * 1024
+    lockout_threshold: int = 5
+    lockout_seconds: int = 900
+    password_min_length: int = 10
+
+    run_workers: bool = True
+    """Whether this process dequeues workflows; API-only processes set it false."""
+    executor_id: str = "local"
+    """DBOS executor id; a restarted process with the same id resumes its workflows."""
+    fault_points: str = ""
+    """Fault injection for tests: ``point=crash,other=sleep:2``."""
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'yunguan.db'}"
+
+    @property
+    def resolved_system_database_url(self) -> str:
+        if self.system_database_url:
+            return self.system_database_url
+        url = self.resolved_database_url
+        if url.startswith("sqlite"):
+            # DBOS keeps its checkpoints in a file of its own beside ours.
+            return url.removesuffix(".db") + "-workflows.db"
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

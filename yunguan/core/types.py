@@ -1,0 +1,48 @@
+"""Field types shared by every API schema: strict, bounded, free of control characters."""
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+
+def _printable(value: str) -> str:
+    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _single_line(value: str) -> str:
+    if any(c in value for c in "\t\n\r"):
+        raise ValueError("must be a single line")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_printable),
+    AfterValidator(_single_line),
+]
+Text = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_printable)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=3, max_length=40, pattern=r"^[a-z]+-[0-9a-z]+$")
+]
+Username = Annotated[
+    str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+]
+Email = Annotated[
+    str, StringConstraints(max_length=254, pattern=r"^$|^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")
+]
+Password = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable)
+]
+
+
+class Input(BaseModel):
+    """Request bodies: unknown fields are an error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)

@@ -1,0 +1,80 @@
+"""Tenancy enforced in one place.
+
+Every service asks this module which rows a principal may see (``restrict``) and whether it
+may change one (``require``). A row outside the principal's tenant subtree is reported as
+missing (404), never as forbidden, so ids of other tenants leak nothing.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, false, select
+from sqlalchemy.orm import Session
+
+from yunguan.core.errors import Forbidden, NotFound
+from yunguan.identity.models import Tenant
+from yunguan.identity.roles import PLATFORM_ADMIN, permissions_of
+
+M = TypeVar("M")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    username: str
+    tenant_id: str
+    tenant_path: str
+    roles: frozenset[str]
+    token_id: str | None = None
+    permissions: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "permissions", permissions_of(self.roles))
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return PLATFORM_ADMIN in self.roles
+
+    def can(self, permission: str) -> bool:
+        return "*" in self.permissions or permission in self.permissions
+
+
+def subtree_ids(path: str) -> Select[Any]:
+    return select(Tenant.id).where(Tenant.path.startswith(path, autoescape=True))
+
+
+def restrict(stmt: Select[Any], model: Any, principal: Principal, permission: str) -> Select[Any]:
+    """Limit ``stmt`` (a select over ``model``) to the rows ``principal`` may see."""
+    if not principal.can(permission):
+        return stmt.where(false())
+    if principal.is_platform_admin:
+        return stmt
+    if model is Tenant:
+        return stmt.where(Tenant.path.startswith(principal.tenant_path, autoescape=True))
+    return stmt.where(model.tenant_id.in_(subtree_ids(principal.tenant_path)))
+
+
+def get_visible(
+    session: Session, model: type[M], ident: str, principal: Principal, permission: str
+) -> M:
+    """The row ``ident`` of ``model`` if the principal may see it, else NotFound."""
+    stmt = restrict(select(model).where(model.id == ident), model, principal, permission)  # type: ignore[attr-defined]
+    row = session.scalars(stmt).one_or_none()
+    if row is None:
+        raise NotFound(f"{model.__tablename__.rstrip('s')} {ident} not found")  # type: ignore[attr-defined]
+    return row
+
+
+def require(principal: Principal, permission: str) -> None:
+    """For an object already known to be visible: may the principal change it?"""
+    if not principal.can(permission):
+        raise Forbidden(f"permission '{permission}' required")
+
+
+def get_writable(
+    session: Session, model: type[M], ident: str, principal: Principal, noun: str
+) -> M:
+    """Visible with ``noun:read`` (else 404) and changeable with ``noun:write`` (else 403)."""
+    row = get_visible(session, model, ident, principal, f"{noun}:read")
+    require(principal, f"{noun}:write")
+    return row

@@ -1,0 +1,8 @@
+"""Every table of every domain, for Alembic and for ``create_all`` in tests."""
+
+
+def load_all() -> None:
+    import yunguan.core.audit
+    import yunguan.core.idempotency
+    import yunguan.identity.models
+    import yunguan.workflows.models  # noqa: F401

@@ -1,0 +1,29 @@
+"""REST: /operations — progress of long-running work."""
+
+from fastapi import APIRouter
+
+from yunguan.core.api import Filter, ResourceId, problem_responses
+from yunguan.core.deps import DbSession
+from yunguan.core.pagination import Page, Pages
+from yunguan.identity.deps import CurrentPrincipal
+from yunguan.workflows import service
+from yunguan.workflows.schemas import OperationOut
+
+router = APIRouter(tags=["operations"], responses=problem_responses(400, 401, 404, 422))
+
+
+@router.get("/operations", response_model=Page[OperationOut])
+def list_operations(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: Pages,
+    target_id: Filter = None,
+    state: Filter = None,
+) -> Page[OperationOut]:
+    rows, cursor = service.list_operations(session, principal, page, target_id, state)
+    return Page(items=[OperationOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/operations/{operation_id}", response_model=OperationOut)
+def get_operation(session: DbSession, principal: CurrentPrincipal, operation_id: ResourceId):
+    return service.get_operation(session, principal, operation_id)

@@ -1,0 +1,77 @@
+"""Operations: the progress record of each long-running workflow."""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yunguan.core.db import get_database
+from yunguan.core.ids import new_id
+from yunguan.core.pagination import PageParams, paginate
+from yunguan.identity.scope import Principal, get_visible, restrict
+from yunguan.workflows.models import Operation
+
+READ = "tenant:read"
+
+
+def create_operation(
+    session: Session,
+    *,
+    kind: str,
+    tenant_id: str,
+    target_type: str,
+    target_id: str,
+    requested_by: str | None,
+) -> Operation:
+    operation = Operation(
+        id=new_id("op"),
+        kind=kind,
+        tenant_id=tenant_id,
+        target_type=target_type,
+        target_id=target_id,
+        requested_by=requested_by,
+    )
+    session.add(operation)
+    session.flush()
+    return operation
+
+
+def advance(operation_id: str, **fields: Any) -> None:
+    """Record a workflow's progress in a transaction of its own."""
+    with get_database().session() as session:
+        operation = session.get(Operation, operation_id)
+        if operation is not None:
+            for key, value in fields.items():
+                setattr(operation, key, value)
+
+
+def load(operation_id: str) -> Operation | None:
+    with get_database().session(write=False) as session:
+        return session.get(Operation, operation_id)
+
+
+def pending_operations() -> list[tuple[str, str]]:
+    with get_database().session(write=False) as session:
+        rows = session.execute(
+            select(Operation.id, Operation.kind).where(Operation.state == "pending")
+        )
+        return [(op_id, kind) for op_id, kind in rows]
+
+
+def get_operation(session: Session, principal: Principal, operation_id: str) -> Operation:
+    return get_visible(session, Operation, operation_id, principal, READ)
+
+
+def list_operations(
+    session: Session,
+    principal: Principal,
+    page: PageParams,
+    target_id: str | None = None,
+    state: str | None = None,
+) -> tuple[list[Operation], str | None]:
+    stmt = restrict(select(Operation), Operation, principal, READ)
+    if target_id:
+        stmt = stmt.where(Operation.target_id == target_id)
+    if state:
+        stmt = stmt.where(Operation.state == state)
+    return paginate(session, stmt, Operation.id, page, newest_first=True)

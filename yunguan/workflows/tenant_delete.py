@@ -1,0 +1,89 @@
+"""Deleting a tenant: a durable workflow, so a crash half-way never leaves it half-deleted.
+
+Steps: re-check that the tenant is empty, revoke its users' tokens, remove its groups,
+memberships and users, then remove the tenant and write the audit event. Each step is
+idempotent; DBOS replays finished steps from their checkpoints after a restart.
+"""
+
+from dbos import DBOS
+
+from yunguan.core import audit
+from yunguan.core.db import get_database
+from yunguan.core.errors import Conflict
+from yunguan.core.faults import fault_point
+from yunguan.identity import service as identity
+from yunguan.identity.models import Tenant
+from yunguan.workflows.service import advance, load
+
+KIND = "tenant.delete"
+
+
+@DBOS.step()
+def _recheck_empty(operation_id: str, tenant_id: str) -> str:
+    advance(operation_id, state="running", step="check-empty", progress=10)
+    with get_database().session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            return "gone"
+        try:
+            identity.check_deletable(session, tenant)
+        except Conflict as exc:  # a sub-tenant appeared: give the tenant back
+            tenant.state = "active"
+            return str(exc)
+    return "ok"
+
+
+@DBOS.step()
+def _revoke_tokens(operation_id: str, tenant_id: str) -> int:
+    advance(operation_id, step="revoke-tokens", progress=30)
+    with get_database().session() as session:
+        return identity.revoke_tenant_tokens(session, tenant_id)
+
+
+@DBOS.step()
+def _remove_members(operation_id: str, tenant_id: str) -> int:
+    advance(operation_id, step="remove-members", progress=60)
+    with get_database().session() as session:
+        return identity.remove_tenant_members(session, tenant_id)
+
+
+@DBOS.step()
+def _remove_tenant(operation_id: str, removed_users: int) -> None:
+    operation = load(operation_id)
+    tenant_id, actor = operation.target_id, operation.params  # type: ignore[union-attr]
+    with get_database().session() as session:
+        identity.remove_tenant(session, tenant_id)
+        audit.record(
+            session,
+            audit.AuditNote(
+                action="tenant.deleted",
+                target_type="tenant",
+                target_id=tenant_id,
+                tenant_id=actor.get("parent_id"),
+                actor_id=actor.get("user_id"),
+                actor_name=actor.get("username", ""),
+                actor_tenant_id=actor.get("tenant_id"),
+                detail={"operation_id": operation_id, "removed_users": removed_users},
+            ),
+            result="success",
+        )
+    advance(operation_id, state="succeeded", step="done", progress=100)
+
+
+@DBOS.workflow()
+def delete_tenant(operation_id: str) -> str:
+    tenant_id = load(operation_id).target_id  # type: ignore[union-attr]
+    verdict = _recheck_empty(operation_id, tenant_id)
+    if verdict == "gone":
+        advance(operation_id, state="succeeded", step="done", progress=100)
+        return "gone"
+    if verdict != "ok":
+        advance(operation_id, state="failed", error=verdict)
+        return "failed"
+    fault_point("tenant-delete.after-check")
+    _revoke_tokens(operation_id, tenant_id)
+    fault_point("tenant-delete.after-revoke")
+    removed = _remove_members(operation_id, tenant_id)
+    fault_point("tenant-delete.after-members")
+    _remove_tenant(operation_id, removed)
+    return "deleted"
