@@ -53,6 +53,19 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route as a template (``/api/v1/tenants/{tenant_id}``), for metric labels.
+
+    A route inside an included router knows only its own part of the path; the prefix is
+    the leading segments of the concrete path that the template does not cover."""
+    route_path = getattr(scope.get("route"), "path", None)
+    if route_path is None:
+        return "unmatched"
+    segments = scope["path"].split("/")
+    prefix_length = len(segments) - len(route_path.split("/")) + 1
+    return "/".join(segments[:prefix_length]) + route_path
+
+
 class RequestContextMiddleware:
     """Request id, URL and body-size guards, access log and metrics for every request."""
 
@@ -89,9 +102,7 @@ class RequestContextMiddleware:
             )
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            observe_request(scope["method"], template, status["code"], elapsed)
+            observe_request(scope["method"], route_template(scope), status["code"], elapsed)
             log.info(
                 "request",
                 method=scope["method"],

@@ -22,7 +22,10 @@ def create_operation(
     target_type: str,
     target_id: str,
     requested_by: str | None,
+    params: dict[str, Any] | None = None,
 ) -> Operation:
+    """Record a long operation. ``engine.submit`` queues its workflow after the commit, and
+    ``engine.launch`` resubmits any that a crash left unqueued."""
     operation = Operation(
         id=new_id("op"),
         kind=kind,
@@ -30,6 +33,7 @@ def create_operation(
         target_type=target_type,
         target_id=target_id,
         requested_by=requested_by,
+        params=params or {},
     )
     session.add(operation)
     session.flush()

@@ -1,0 +1,171 @@
+"""Shared fixtures. The backend is SQLite unless ``YUNGUAN_TEST_BACKEND=postgres`` (then
+``YUNGUAN_TEST_PG_URL`` names the server; ``make test`` runs the suite once each way)."""
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, delete, text
+
+from tests.support.api import ADMIN_PASSWORD, Api
+from yunguan.app import create_app
+from yunguan.core import clock
+from yunguan.core.config import Settings
+from yunguan.core.db import Database, set_database
+from yunguan.core.migrate import upgrade
+from yunguan.identity.models import Group, GroupMember, Tenant, Token, User
+from yunguan.identity.service import bootstrap_user
+from yunguan.models import load_all
+
+BACKEND = os.environ.get("YUNGUAN_TEST_BACKEND", "sqlite")
+
+
+def pytest_report_header() -> str:
+    return f"yunguan backend: {BACKEND}"
+
+
+def _postgres_database(name: str) -> str:
+    server = os.environ.get("YUNGUAN_TEST_PG_URL")
+    if not server:
+        pytest.exit("YUNGUAN_TEST_BACKEND=postgres needs YUNGUAN_TEST_PG_URL (use 'make test')")
+    admin = create_engine(
+        server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+def new_database_url(directory: Path) -> str:
+    """An empty database on the backend under test."""
+    if BACKEND == "postgres":
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        return _postgres_database(f"yunguan_test_{worker}_{secrets.token_hex(4)}")
+    return f"sqlite:///{directory / 'yunguan.db'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return new_database_url(tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url, data_dir=tmp_path_factory.mktemp("data"), log_level="WARNING"
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> dict[str, str]:
+    """Schema at head plus the platform admin; returns the ids the tests rely on."""
+    load_all()
+    db = Database(settings.resolved_database_url)
+    upgrade(db)
+    with db.session() as session:
+        admin = bootstrap_user(session, "admin", ADMIN_PASSWORD, ["platform-admin"], settings)
+        ids = {"admin_id": admin.id, "root_id": admin.tenant_id}
+    db.dispose()
+    return ids
+
+
+def _wipe(db: Database, keep_user: str) -> None:
+    from yunguan.core.audit import AuditEvent
+    from yunguan.core.idempotency import IdempotencyRecord
+    from yunguan.workflows.models import Operation
+
+    with db.session() as session:
+        for model in (AuditEvent, IdempotencyRecord, Operation, GroupMember, Group):
+            session.execute(delete(model))
+        session.execute(delete(Token))
+        session.execute(delete(User).where(User.id != keep_user))
+        session.execute(delete(Tenant).where(Tenant.parent_id.is_not(None)))
+        admin = session.get(User, keep_user)
+        admin.failed_logins, admin.locked_until, admin.state = 0, None, "active"
+
+
+@pytest.fixture
+def app(settings: Settings, migrated: dict[str, str]):
+    application = create_app(settings, run_workflows=False)
+    yield application
+    clock.set_clock(None)
+    _wipe(application.state.db, migrated["admin_id"])
+    application.state.db.dispose()
+
+
+@pytest.fixture
+def db(app) -> Database:
+    set_database(app.state.db)
+    return app.state.db
+
+
+@pytest.fixture
+def client(app) -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture
+def admin(client: TestClient, migrated: dict[str, str]) -> Api:
+    return Api(client).login("admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def root_id(migrated: dict[str, str]) -> str:
+    return migrated["root_id"]
+
+
+@pytest.fixture(scope="session")
+def workflows(settings: Settings, migrated: dict[str, str]) -> Iterator[None]:
+    """DBOS launched once for the tests that run workflows in-process."""
+    from yunguan.workflows import engine
+
+    engine.launch(settings)
+    yield
+    engine.shutdown()
+
+
+class LiveServer:
+    def __init__(self, app) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_url(app) -> Iterator[str]:
+    """The app served by a real uvicorn in a thread: real sockets, real concurrency."""
+    with LiveServer(app) as url:
+        yield url
+
+
+@pytest.fixture
+def live_admin(live_url: str, migrated: dict[str, str]) -> Iterator[Api]:
+    with httpx.Client(base_url=live_url, timeout=30) as http:
+        yield Api(http).login("admin", ADMIN_PASSWORD)
+
+
+REPO = Path(__file__).resolve().parent.parent

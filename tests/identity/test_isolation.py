@@ -1,0 +1,230 @@
+"""A tenant never sees or touches another tenant's objects: 404, never 403, never data."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.api import Api
+from yunguan.core import audit
+from yunguan.core.ids import new_id
+from yunguan.core.pagination import PageParams
+from yunguan.identity import service
+from yunguan.identity.models import Tenant, User
+from yunguan.identity.roles import ROLE_NAMES, ROLES
+from yunguan.identity.schemas import TenantCreate
+from yunguan.identity.scope import Principal
+
+PLATFORM = Principal(
+    user_id="u-system",
+    username="system",
+    tenant_id="",
+    tenant_path="/",
+    roles=frozenset({"platform-admin"}),
+)
+
+# Every member route of the API and a valid request to it; ``ctx`` holds ids of tenant B's
+# objects (the victim) and of tenant A (the caller's own).
+MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = {
+    ("GET", "/tenants/{tenant_id}"): None,
+    ("PATCH", "/tenants/{tenant_id}"): lambda ctx: {"name": "renamed"},
+    ("DELETE", "/tenants/{tenant_id}"): None,
+    ("POST", "/tenants/{tenant_id}/actions"): lambda ctx: {
+        "action": "move",
+        "parent_id": ctx["own_child"],
+    },
+    ("GET", "/users/{user_id}"): None,
+    ("PATCH", "/users/{user_id}"): lambda ctx: {"display_name": "owned"},
+    ("DELETE", "/users/{user_id}"): None,
+    ("POST", "/users/{user_id}/actions"): lambda ctx: {"action": "disable"},
+    ("GET", "/groups/{group_id}"): None,
+    ("PATCH", "/groups/{group_id}"): lambda ctx: {"name": "renamed"},
+    ("DELETE", "/groups/{group_id}"): None,
+    ("POST", "/groups/{group_id}/actions"): lambda ctx: {
+        "action": "add-member",
+        "user_id": ctx["own_user"],
+    },
+    ("GET", "/audit-events/{event_id}"): None,
+    ("GET", "/operations/{operation_id}"): None,
+}
+NOT_TENANT_OWNED = {("GET", "/roles/{role_name}")}
+PARAM_TO_OBJECT = {
+    "tenant_id": "tenant",
+    "user_id": "user",
+    "group_id": "group",
+    "event_id": "event",
+    "operation_id": "operation",
+}
+
+
+@pytest.fixture
+def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
+    a, b = admin.tenant(root_id, "A"), admin.tenant(root_id, "B")
+    a_admin = admin.as_user(a["id"], "a-admin", ["tenant-admin"])
+    own_child = admin.tenant(a["id"], "a-child")
+    own_user = admin.user(a["id"], "a-member")
+    b_user = admin.user(b["id"], "b-member")
+    b_child = admin.tenant(b["id"], "b-child")
+    b_group = admin.ok(admin.post("/groups", {"name": "g", "tenant_id": b["id"]}), 201)
+    from yunguan.workflows import service as operations
+
+    with db.session() as session:
+        operation = operations.create_operation(
+            session,
+            kind="tenant.delete",
+            tenant_id=b["id"],
+            target_type="tenant",
+            target_id=b_child["id"],
+            requested_by=None,
+        )
+        event = audit.record(
+            session, audit.AuditNote(action="x", tenant_id=b["id"]), result="success"
+        )
+    return {
+        "caller": a_admin,
+        "a": a,
+        "own_child": own_child["id"],
+        "own_user": own_user["id"],
+        "tenant": b["id"],
+        "user": b_user["id"],
+        "group": b_group["id"],
+        "event": event.id,
+        "operation": operation.id,
+        "b_child": b_child["id"],
+    }
+
+
+def test_every_member_route_is_covered(app) -> None:
+    routes = {
+        (method.upper(), path.removeprefix("/api/v1"))
+        for path, operations in app.openapi()["paths"].items()
+        if "{" in path
+        for method in operations
+    }
+    assert routes == set(MEMBER_ROUTES) | NOT_TENANT_OWNED
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(MEMBER_ROUTES))
+def test_other_tenants_objects_answer_404(
+    two_tenants: dict[str, Any], admin: Api, method: str, template: str
+) -> None:
+    param = template.split("{")[1].split("}")[0]
+    path = template.replace(f"{{{param}}}", two_tenants[PARAM_TO_OBJECT[param]])
+    build = MEMBER_ROUTES[(method, template)]
+    body = build(two_tenants) if build else None
+    answer = two_tenants["caller"].call(method, path, json=body)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["code"] == "not-found"
+    # and nothing changed for its owner
+    if method != "GET":
+        seen = admin.get(path.removesuffix("/actions"))
+        assert seen.status_code == 200
+
+
+def test_references_to_other_tenants_answer_404(two_tenants: dict[str, Any]) -> None:
+    caller, b = two_tenants["caller"], two_tenants["tenant"]
+    attempts = [
+        caller.post("/tenants", {"name": "squat", "parent_id": b}),
+        caller.post("/users", {"username": "plant", "password": "Plant-Passw0rd!", "tenant_id": b}),
+        caller.post("/groups", {"name": "g2", "tenant_id": b}),
+        caller.post(
+            f"/tenants/{two_tenants['own_child']}/actions", {"action": "move", "parent_id": b}
+        ),
+    ]
+    assert [a.status_code for a in attempts] == [404] * 4
+
+
+def test_collections_show_only_the_callers_subtree(two_tenants: dict[str, Any]) -> None:
+    caller = two_tenants["caller"]
+    foreign = {two_tenants[k] for k in ("tenant", "user", "group", "event", "operation", "b_child")}
+    for collection in ("/tenants", "/users", "/groups", "/audit-events", "/operations"):
+        items = caller.ok(caller.get(collection, params={"limit": 1000}))["items"]
+        assert not {item["id"] for item in items} & foreign, collection
+    own = {t["id"] for t in caller.ok(caller.get("/tenants"))["items"]}
+    assert own == {two_tenants["a"]["id"], two_tenants["own_child"]}
+    filtered = caller.ok(caller.get("/users", params={"tenant_id": two_tenants["tenant"]}))
+    assert filtered["items"] == []
+
+
+# --- property: any tree, any principal -----------------------------------------------------
+
+trees = st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=12).map(
+    lambda picks: [min(p, i) for i, p in enumerate(picks)]  # node i+1's parent is 0..i
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    tree=trees,
+    where=st.integers(min_value=0),
+    roles=st.sets(st.sampled_from(ROLE_NAMES), min_size=1, max_size=2),
+)
+def test_visibility_is_exactly_the_subtree(
+    db, root_id: str, tree: list[int], where: int, roles: set[str]
+) -> None:
+    with db.session() as session:
+        top = service.create_tenant(
+            session, PLATFORM, TenantCreate(name=new_id("tree"), parent_id=root_id)
+        )
+        nodes = [top]
+        for parent_index in tree:
+            nodes.append(
+                service.create_tenant(
+                    session,
+                    PLATFORM,
+                    TenantCreate(name=new_id("n"), parent_id=nodes[parent_index].id),
+                )
+            )
+        for node in nodes:
+            session.add(
+                User(
+                    id=new_id("u"),
+                    username=new_id("user"),
+                    tenant_id=node.id,
+                    password_hash="-",
+                    roles=["member"],
+                )
+            )
+            audit.record(
+                session, audit.AuditNote(action="probe", tenant_id=node.id), result="success"
+            )
+        session.flush()
+        home = nodes[where % len(nodes)]
+        if "platform-admin" in roles:
+            home = session.get(Tenant, root_id)
+        principal = Principal(
+            user_id=new_id("u"),
+            username="probe",
+            tenant_id=home.id,
+            tenant_path=home.path,
+            roles=frozenset(roles),
+        )
+        all_pages = PageParams(limit=1000)
+        ours = {n.id for n in nodes}
+        if principal.is_platform_admin:
+            expected = ours
+        else:
+            expected = {n.id for n in nodes if n.path.startswith(home.path)}
+        seen_tenants, _ = service.list_tenants(session, principal, all_pages)
+        assert {t.id for t in seen_tenants} & ours == expected
+        assert principal.is_platform_admin or {t.id for t in seen_tenants} <= expected
+        seen_users, _ = service.list_users(session, principal, all_pages)
+        assert {u.tenant_id for u in seen_users} & ours == expected
+        assert principal.is_platform_admin or {u.tenant_id for u in seen_users} <= expected
+        seen_events, _ = service.list_audit_events(session, principal, all_pages)
+        readers = {
+            r for r in roles if "audit:read" in ROLES[r]["permissions"] or r == "platform-admin"
+        }
+        assert {e.tenant_id for e in seen_events} & ours == (expected if readers else set())
+        for node in nodes:
+            visible = node.id in expected
+            try:
+                service.get_tenant(session, principal, node.id)
+                assert visible
+            except Exception as exc:
+                assert not visible and type(exc).__name__ == "NotFound"
+        session.rollback()

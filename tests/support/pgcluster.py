@@ -1,0 +1,78 @@
+"""Run a command against a throw-away PostgreSQL cluster.
+
+``python -m tests.support.pgcluster -- pytest …`` uses ``$YUNGUAN_TEST_PG_URL`` when that
+server answers; otherwise it starts a private cluster (Debian's PostgreSQL binaries, a temp
+dir, a free port, owned by the ``postgres`` user because initdb refuses root), exports its URL
+as ``YUNGUAN_TEST_PG_URL`` to the command, and stops and removes it afterwards.
+"""
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+
+def _binaries() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        sys.exit("PostgreSQL server binaries missing: run 'make deps' (apt-get install postgresql)")
+    return os.path.dirname(found[-1])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@contextlib.contextmanager
+def cluster() -> Iterator[str]:
+    bindir = _binaries()
+    workdir = tempfile.mkdtemp(prefix="yunguan-pg-")
+    data, port = os.path.join(workdir, "data"), _free_port()
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres", "postgres")
+    run = lambda args: subprocess.run(_as_postgres(args), check=True, stdout=subprocess.DEVNULL)  # noqa: E731
+    run([f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+    options = (
+        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c max_connections=300 -c synchronous_commit=off -c full_page_writes=off"
+    )
+    run([f"{bindir}/pg_ctl", "-D", data, "-o", options, "-w", "-l", f"{workdir}/log", "start"])
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"])
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _answers(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+def main(argv: list[str]) -> int:
+    command = argv[argv.index("--") + 1 :] if "--" in argv else argv
+    existing = os.environ.get("YUNGUAN_TEST_PG_URL")
+    if existing and _answers(existing):
+        return subprocess.call(command)
+    with cluster() as url:
+        return subprocess.call(command, env={**os.environ, "YUNGUAN_TEST_PG_URL": url})
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

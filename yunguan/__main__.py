@@ -1,0 +1,3 @@
+from yunguan.cli.main import app
+
+app()
