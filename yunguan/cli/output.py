@@ -26,7 +26,9 @@ def show(data: Any, columns: list[str], output: Format) -> None:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     rows = data if isinstance(data, list) else [data]
-    table = Table(*columns, show_lines=False)
+    table = Table(show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
     out.print(table)
