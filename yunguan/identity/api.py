@@ -33,10 +33,8 @@ from yunguan.identity.schemas import (
     UserOut,
     UserUpdate,
 )
-from yunguan.workflows import engine
-from yunguan.workflows import service as operations
 from yunguan.workflows.schemas import OperationOut
-from yunguan.workflows.tenant_delete import KIND as TENANT_DELETE
+from yunguan.workflows.tenant_delete import request_deletion
 
 router = APIRouter(responses=problem_responses(400, 401, 404, 422))
 
@@ -149,22 +147,10 @@ def tenant_action(
 def delete_tenant_route(
     request: Request, response: Response, principal: CurrentPrincipal, tenant_id: ResourceId
 ) -> Accepted[TenantOut]:
-    with get_db(request).session() as session:
-        tenant = service.begin_tenant_deletion(session, principal, tenant_id)
-        operation = operations.create_operation(
-            session,
-            kind=TENANT_DELETE,
-            tenant_id=tenant.parent_id or tenant.id,
-            target_type="tenant",
-            target_id=tenant.id,
-            requested_by=principal.user_id,
-            params={"username": principal.username, "tenant_id": principal.tenant_id},
-        )
-        accepted = Accepted[TenantOut](
-            resource=TenantOut.model_validate(tenant),
-            operation=OperationOut.model_validate(operation),
-        )
-    engine.submit(operation.id, TENANT_DELETE)
+    tenant, operation = request_deletion(get_db(request), principal, tenant_id)
+    accepted = Accepted[TenantOut](
+        resource=TenantOut.model_validate(tenant), operation=OperationOut.model_validate(operation)
+    )
     response.headers["Location"] = f"/api/v1/operations/{operation.id}"
     return accepted
 

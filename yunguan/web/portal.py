@@ -1,5 +1,155 @@
-from fastapi import FastAPI
+"""The portal: server-rendered pages (Jinja2) made lively with HTMX.
+
+Pages call the same domain services as the REST API. The session is the same signed token
+as the API's, carried in an HttpOnly, SameSite=Lax cookie; form posts must also come from
+this origin.
+"""
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+from yunguan.core.errors import Problem, Unauthorized
+from yunguan.identity import service
+from yunguan.identity.credentials import SESSION_COOKIE
+from yunguan.identity.deps import get_signer, resolve
+from yunguan.identity.scope import Principal
+
+WEB = Path(__file__).resolve().parent
+TEMPLATE_DIRS = [WEB / "templates", WEB.parent / "identity" / "templates"]
+
+templates = Jinja2Templates(
+    env=Environment(
+        loader=ChoiceLoader([FileSystemLoader(d) for d in TEMPLATE_DIRS]),
+        autoescape=select_autoescape(default=True),
+    )
+)
+
+
+class LoginRequired(Exception):
+    """Raised by a page whose visitor has no valid session."""
+
+
+def navigation(principal: Principal) -> list[dict[str, Any]]:
+    """Sections of the side bar; what a principal sees depends on its roles."""
+    mine = [{"href": "/", "label": "Dashboard"}]
+    if principal.can("tenant:read"):
+        mine.append({"href": "/tenants", "label": "Tenants"})
+    if principal.can("user:read"):
+        mine.append({"href": "/users", "label": "Users"})
+    if principal.can("audit:read"):
+        mine.append({"href": "/audit", "label": "Audit log"})
+    if principal.is_platform_admin:
+        platform = [
+            {"href": "/roles", "label": "Roles"},
+            {"href": "/api/v1/docs", "label": "API reference"},
+        ]
+        return [{"title": "Platform administration", "items": mine + platform}]
+    return [{"title": "My organisation", "items": mine}]
+
+
+def page_principal(request: Request) -> Principal:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise LoginRequired
+    try:
+        return resolve(request, token)
+    except Unauthorized:
+        raise LoginRequired
+
+
+def same_origin(request: Request) -> None:
+    """Refuse form posts sent from another site (defence in depth beside SameSite)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin and urlsplit(origin).netloc != request.url.netloc:
+        raise Problem("cross-site form post refused", code="cross-site")
+
+
+def render(request: Request, template: str, principal: Principal | None, **context: Any):
+    context |= {
+        "principal": principal,
+        "nav": navigation(principal) if principal else [],
+        "path": request.url.path,
+    }
+    return templates.TemplateResponse(request, template, context)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return render(request, "login.html", None, error=None)
+
+
+@router.post("/login", name="auth.login")
+def login_submit(
+    request: Request, username: str = Form(max_length=64), password: str = Form(max_length=256)
+) -> Response:
+    same_origin(request)
+    db, settings = request.app.state.db, request.app.state.settings
+    session = db.new_session()
+    try:
+        token, ttl = service.authenticate(
+            session, get_signer(request), settings, username, password
+        )
+        session.commit()
+    except Problem as exc:
+        session.commit()
+        response = render(request, "login.html", None, error=exc.detail, username=username)
+        response.status_code = exc.status
+        return response
+    finally:
+        session.close()
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=ttl,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout", name="auth.logout")
+def logout_submit(request: Request) -> Response:
+    same_origin(request)
+    try:
+        principal = page_principal(request)
+        with request.app.state.db.session() as session:
+            service.logout(session, principal)
+    except LoginRequired:
+        pass
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request) -> Response:
+    principal = page_principal(request)
+    with request.app.state.db.session(write=False) as session:
+        me = service.me(session, principal)
+    return render(request, "dashboard.html", principal, me=me)
 
 
 def mount(app: FastAPI) -> None:
-    pass
+    from yunguan.identity.views import router as identity_pages
+
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    app.include_router(router)
+    app.include_router(identity_pages)
+
+    @app.exception_handler(LoginRequired)
+    async def _to_login(request: Request, _exc: LoginRequired) -> Response:
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)

@@ -8,12 +8,15 @@ idempotent; DBOS replays finished steps from their checkpoints after a restart.
 from dbos import DBOS
 
 from yunguan.core import audit
-from yunguan.core.db import get_database
+from yunguan.core.db import Database, get_database
 from yunguan.core.errors import Conflict
 from yunguan.core.faults import fault_point
 from yunguan.identity import service as identity
 from yunguan.identity.models import Tenant
-from yunguan.workflows.service import advance, load
+from yunguan.identity.scope import Principal
+from yunguan.workflows import engine
+from yunguan.workflows.models import Operation
+from yunguan.workflows.service import advance, create_operation, load
 
 KIND = "tenant.delete"
 
@@ -87,3 +90,22 @@ def delete_tenant(operation_id: str) -> str:
     fault_point("tenant-delete.after-members")
     _remove_tenant(operation_id, removed)
     return "deleted"
+
+
+def request_deletion(
+    db: Database, principal: Principal, tenant_id: str
+) -> tuple[Tenant, Operation]:
+    """Mark the tenant ``deleting``, record the operation, and queue the workflow."""
+    with db.session() as session:
+        tenant = identity.begin_tenant_deletion(session, principal, tenant_id)
+        operation = create_operation(
+            session,
+            kind=KIND,
+            tenant_id=tenant.parent_id or tenant.id,
+            target_type="tenant",
+            target_id=tenant.id,
+            requested_by=principal.user_id,
+            params={"username": principal.username, "tenant_id": principal.tenant_id},
+        )
+    engine.submit(operation.id, KIND)
+    return tenant, operation

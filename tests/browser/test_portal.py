@@ -1,0 +1,121 @@
+"""The portal in a real browser (Debian's chromium driven by Playwright)."""
+
+import shutil
+
+import pytest
+
+from tests.support.api import ADMIN_PASSWORD, PASSWORD, Api
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not shutil.which("chromium"),
+        reason="Debian's chromium is not installed (make deps installs it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_url: str):
+    context = browser.new_context(base_url=live_url)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def login(page, username: str, password: str) -> None:
+    page.goto("/")
+    assert page.url.endswith("/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=whoami]")
+
+
+def test_admin_creates_a_sub_tenant_and_a_user(page, live_admin: Api) -> None:
+    login(page, "admin", ADMIN_PASSWORD)
+    assert page.locator("nav.side h6").inner_text() == "Platform administration"
+    page.click("nav.side >> text=Tenants")
+    page.wait_for_url("**/tenants")
+    page.fill("#tenants-panel input[name=name] >> nth=-1", "Shenzhen Park")
+    page.click("text=Create tenant")
+    page.wait_for_selector("text=Created tenant “Shenzhen Park”.")
+    assert page.locator(".tree strong", has_text="Shenzhen Park").count() == 1
+    tenant = live_admin.ok(live_admin.get("/tenants", params={"name": "Shenzhen Park"}))["items"]
+    assert len(tenant) == 1
+
+    page.click("nav.side >> text=Users")
+    page.fill("#users-panel input[name=username]", "park-operator")
+    page.fill("#users-panel input[name=password]", PASSWORD)
+    page.select_option("#users-panel form[hx-post] select[name=tenant_id]", label="Shenzhen Park")
+    page.check("#users-panel input[value=tenant-admin]")
+    page.click("text=Create user")
+    page.wait_for_selector("text=Created user “park-operator”.")
+    row = page.locator("tr[data-user=park-operator]")
+    assert "tenant-admin" in row.inner_text() and "Shenzhen Park" in row.inner_text()
+
+    page.click("nav.side >> text=Audit log")
+    page.fill("input[name=action]", "user.create")
+    page.click("form.filters button")
+    page.wait_for_selector("#audit-rows >> text=user.create")
+    assert "Shenzhen Park" not in page.locator("#audit-rows").inner_text()
+
+
+def test_form_errors_are_shown_and_nothing_is_created(page, live_admin: Api, root_id: str) -> None:
+    live_admin.tenant(root_id, "Taken")
+    login(page, "admin", ADMIN_PASSWORD)
+    page.goto("/tenants")
+    page.fill("#tenants-panel input[name=name] >> nth=-1", "Taken")
+    page.click("text=Create tenant")
+    page.wait_for_selector("#tenants-panel .error")
+    assert "already exists" in page.locator("#tenants-panel .error").inner_text()
+
+
+def test_tenant_user_sees_its_own_navigation_and_subtree(
+    page, live_admin: Api, root_id: str
+) -> None:
+    acme = live_admin.tenant(root_id, "Acme")
+    live_admin.tenant(root_id, "Globex")
+    live_admin.tenant(acme["id"], "<script>alert('x')</script>")
+    live_admin.user(acme["id"], "acme-admin", ["tenant-admin"])
+    login(page, "acme-admin", PASSWORD)
+    assert page.locator("nav.side h6").inner_text() == "My organisation"
+    assert page.locator("nav.side >> text=Roles").count() == 0
+    page.goto("/tenants")
+    tree = page.locator(".tree").first.inner_text()
+    assert "Acme" in tree and "Globex" not in tree
+    assert "<script>alert('x')</script>" in tree  # shown as text, never run
+
+
+def test_bad_login_and_logout(page) -> None:
+    page.goto("/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button[type=submit]")
+    assert "invalid username or password" in page.locator(".error").inner_text()
+    login(page, "admin", ADMIN_PASSWORD)
+    page.click("text=Log out")
+    page.wait_for_url("**/login")
+    page.goto("/tenants")
+    assert page.url.endswith("/login")
