@@ -9,8 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-out = Console()
-
 
 class Format(StrEnum):
     table = "table"
@@ -31,7 +29,7 @@ def show(data: Any, columns: list[str], output: Format) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
-    out.print(table)
+    Console().print(table)
 
 
 def _cell(value: Any) -> str:
