@@ -38,7 +38,7 @@ def fresh_database(server: str, name: str) -> str:
 
 
 def seed_tenants(url: str, root_admin: str) -> None:
-    """1,000 tenants: 10 organisations × 9 departments × 10 teams (plus the parents)."""
+    """1,000 tenants: 10 organisations, 9 departments each, 10 teams each (plus the parents)."""
     from yunguan.core.db import Database
     from yunguan.identity.models import User
     from yunguan.identity.schemas import TenantCreate
