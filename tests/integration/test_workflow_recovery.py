@@ -136,3 +136,37 @@ def test_killed_deletion_completes_after_restart(server, point: str) -> None:
         assert session.scalars(select(User).where(User.username == "short-lived-user")).all() == []
         assert session.scalars(select(Token).where(Token.user_id == member.me["id"])).all() == []
     db.dispose()
+
+
+def test_separate_worker_process_runs_the_workflows(server, tmp_path: Path) -> None:
+    """API-only server (no workers) + ``yunguan worker``: the worker does the deletion."""
+    process, db = server
+    process.env = {**process.env, "YUNGUAN_RUN_WORKERS": "false"}
+    process.start()
+    with httpx.Client(base_url=process.url, timeout=30) as http:
+        admin = Api(http).login("root-admin", ADMIN_PASSWORD)
+        tenant = admin.tenant(admin.me["tenant_id"], "Handled-by-worker")
+        accepted = admin.ok(admin.delete(f"/tenants/{tenant['id']}"), 202)
+        time.sleep(1.5)
+        waiting = admin.ok(admin.get(f"/operations/{accepted['operation']['id']}"))
+        assert waiting["state"] == "pending"  # nobody runs workflows yet
+        worker_env = {
+            **process.env,
+            "YUNGUAN_RUN_WORKERS": "true",
+            "YUNGUAN_EXECUTOR_ID": "worker-1",
+        }
+        with (tmp_path / "worker.log").open("ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "yunguan", "worker"],
+                env=worker_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            operation = wait_operation(admin, accepted["operation"]["id"], timeout=60)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(20)
+        assert operation["state"] == "succeeded"
+        assert admin.get(f"/tenants/{tenant['id']}").status_code == 404
+    db.dispose()

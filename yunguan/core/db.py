@@ -64,12 +64,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
         # A pool as large as the request thread pool: reconnecting re-runs the PRAGMAs.
+        pool = {} if in_memory else {"pool_size": 40, "max_overflow": 10}
         engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=40,
-            max_overflow=10,
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
         )
         _configure_sqlite(engine)
         return engine
