@@ -41,7 +41,10 @@ def cluster() -> Iterator[str]:
     data, port = os.path.join(workdir, "data"), _free_port()
     if os.geteuid() == 0:
         shutil.chown(workdir, "postgres", "postgres")
-    run = lambda args: subprocess.run(_as_postgres(args), check=True, stdout=subprocess.DEVNULL)  # noqa: E731
+
+    def run(args: list[str]) -> None:
+        subprocess.run(_as_postgres(args), check=True, stdout=subprocess.DEVNULL, cwd=workdir)
+
     run([f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     options = (
         f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
