@@ -85,13 +85,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wrk(url: str, token: str) -> dict:
+def wrk(url: str, token: str, duration: str = DURATION) -> dict:
     out = subprocess.run(
         [
             "wrk",
             "-t2",
             f"-c{CONNECTIONS}",
-            f"-d{DURATION}",
+            f"-d{duration}",
             "--latency",
             "-H",
             f"Authorization: Bearer {token}",
