@@ -26,7 +26,7 @@ lint: test-deps
 
 bench: test-deps
 	scripts/system-deps.sh bench
-	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python bench/api.py
+	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.api
 
 runtime: $(VENV)/.runtime assets
 test-deps: $(VENV)/.test assets

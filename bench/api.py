@@ -17,24 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+
+from tests.support.pgcluster import create_database
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Load-Test-Passw0rd!"
 TENANTS = 1000
 DURATION = os.environ.get("BENCH_DURATION", "20s")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
-
-
-def fresh_database(server: str, name: str) -> str:
-    admin = create_engine(
-        server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server.rsplit("/", 1)[0] + f"/{name}"
 
 
 def seed_tenants(url: str, root_admin: str) -> None:
@@ -118,8 +109,8 @@ def wrk(url: str, token: str, duration: str = DURATION) -> dict:
 def main() -> None:
     server = os.environ.get("YUNGUAN_TEST_PG_URL")
     if not server:
-        sys.exit("run through 'make bench' (needs YUNGUAN_TEST_PG_URL)")
-    url = fresh_database(server, "yunguan_bench")
+        sys.exit("run it through make bench (needs YUNGUAN_TEST_PG_URL)")
+    url = create_database(server, "yunguan_bench")
     env = {**os.environ, "YUNGUAN_DATABASE_URL": url, "YUNGUAN_LOG_LEVEL": "WARNING"}
     yunguan = [sys.executable, "-m", "yunguan"]
     subprocess.run(

@@ -12,9 +12,10 @@ import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import delete
 
 from tests.support.api import ADMIN_PASSWORD, Api
+from tests.support.pgcluster import create_database
 from yunguan.app import create_app
 from yunguan.core import clock
 from yunguan.core.config import Settings
@@ -35,14 +36,7 @@ def _postgres_database(name: str) -> str:
     server = os.environ.get("YUNGUAN_TEST_PG_URL")
     if not server:
         pytest.exit("YUNGUAN_TEST_BACKEND=postgres needs YUNGUAN_TEST_PG_URL (use 'make test')")
-    admin = create_engine(
-        server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server.rsplit("/", 1)[0] + f"/{name}"
+    return create_database(server, name)
 
 
 def new_database_url(directory: Path) -> str:

@@ -58,6 +58,20 @@ def cluster() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def create_database(server_url: str, name: str) -> str:
+    """A new, empty database on the server (dropped first if it exists); returns its URL."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def _answers(url: str) -> bool:
     import psycopg
 

@@ -5,7 +5,6 @@ the request they first came with: the same key with a different body is refused.
 """
 
 import hashlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,11 +12,11 @@ import anyio
 from sqlalchemy import LargeBinary, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from yunguan.core.clock import now
-from yunguan.core.db import Base, Database
-from yunguan.core.middleware import header, send_problem
+from yunguan.core.db import Base
+from yunguan.core.middleware import CallerAwareMiddleware, header, send_problem
 
 KEY_TTL = timedelta(hours=24)
 ABANDONED_AFTER = timedelta(minutes=5)
@@ -40,14 +39,7 @@ def _valid_key(key: str) -> bool:
     return 0 < len(key) <= 255 and key.isascii() and key.isprintable()
 
 
-class IdempotencyMiddleware:
-    def __init__(
-        self, app: ASGIApp, db: Database, subject_of: Callable[[Scope], dict[str, Any] | None]
-    ) -> None:
-        self.app = app
-        self.db = db
-        self.subject_of = subject_of
-
+class IdempotencyMiddleware(CallerAwareMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
         if key is None or scope["method"] != "POST":

@@ -139,8 +139,11 @@ class RequestContextMiddleware:
         await self.app(scope, counting_receive, send)
 
 
-class AuditMiddleware:
-    """Writes one audit event for every mutating request, whatever its outcome."""
+class CallerAwareMiddleware:
+    """Middleware that writes to the database and needs to know who is calling.
+
+    ``subject_of`` returns the claims of the request's valid token (or None) without
+    touching the database."""
 
     def __init__(
         self, app: ASGIApp, db: Database, subject_of: Callable[[Scope], dict[str, Any] | None]
@@ -148,6 +151,10 @@ class AuditMiddleware:
         self.app = app
         self.db = db
         self.subject_of = subject_of
+
+
+class AuditMiddleware(CallerAwareMiddleware):
+    """Writes one audit event for every mutating request, whatever its outcome."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in MUTATING:

@@ -53,6 +53,14 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
+def where_equal(stmt: Select[Any], model: Any, **filters: Any) -> Select[Any]:
+    """Add ``column == value`` for every filter that was given (None means "any")."""
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(getattr(model, column) == value)
+    return stmt
+
+
 def paginate(
     session: Session, stmt: Select[Any], id_column: Any, params: PageParams, newest_first=False
 ) -> tuple[list[Any], str | None]:

@@ -1,6 +1,6 @@
 """Identity: tenants, users, groups, logins. The only code that writes these tables."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, literal, select, update
@@ -13,7 +13,7 @@ from yunguan.core.clock import now
 from yunguan.core.config import Settings
 from yunguan.core.errors import BadRequest, Conflict, Forbidden, Locked, Unauthorized
 from yunguan.core.ids import new_id
-from yunguan.core.pagination import PageParams, paginate
+from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import credentials
 from yunguan.identity.credentials import TokenSigner
 from yunguan.identity.models import Group, GroupMember, Tenant, Token, User
@@ -115,10 +115,7 @@ def list_tenants(
     subtree_of: str | None = None,
 ) -> tuple[list[Tenant], str | None]:
     stmt = restrict(select(Tenant), Tenant, principal, "tenant:read")
-    if parent_id:
-        stmt = stmt.where(Tenant.parent_id == parent_id)
-    if name:
-        stmt = stmt.where(Tenant.name == name)
+    stmt = where_equal(stmt, Tenant, parent_id=parent_id, name=name)
     if subtree_of:
         top = get_visible(session, Tenant, subtree_of, principal, "tenant:read")
         stmt = stmt.where(Tenant.path.startswith(top.path, autoescape=True))
@@ -286,12 +283,7 @@ def list_users(
     state: str | None = None,
 ) -> tuple[list[User], str | None]:
     stmt = restrict(select(User), User, principal, "user:read")
-    if tenant_id:
-        stmt = stmt.where(User.tenant_id == tenant_id)
-    if username:
-        stmt = stmt.where(User.username == username)
-    if state:
-        stmt = stmt.where(User.state == state)
+    stmt = where_equal(stmt, User, tenant_id=tenant_id, username=username, state=state)
     return paginate(session, stmt, User.id, page)
 
 
@@ -410,10 +402,7 @@ def list_groups(
     name: str | None = None,
 ) -> tuple[list[Group], str | None]:
     stmt = restrict(select(Group), Group, principal, "group:read")
-    if tenant_id:
-        stmt = stmt.where(Group.tenant_id == tenant_id)
-    if name:
-        stmt = stmt.where(Group.name == name)
+    stmt = where_equal(stmt, Group, tenant_id=tenant_id, name=name)
     return paginate(session, stmt, Group.id, page)
 
 
@@ -599,24 +588,22 @@ def me(session: Session, principal: Principal) -> dict[str, Any]:
 
 
 def list_audit_events(
-    session: Session, principal: Principal, page: PageParams, **filters: Any
+    session: Session,
+    principal: Principal,
+    page: PageParams,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    **equal: str | None,
 ) -> tuple[list[AuditEvent], str | None]:
+    """``equal`` filters: actor_id, tenant_id, action, target_type, target_id, result,
+    request_id."""
     stmt = restrict(select(AuditEvent), AuditEvent, principal, "audit:read")
-    for column in (
-        "actor_id",
-        "tenant_id",
-        "action",
-        "target_type",
-        "target_id",
-        "result",
-        "request_id",
-    ):
-        if filters.get(column):
-            stmt = stmt.where(getattr(AuditEvent, column) == filters[column])
-    if filters.get("since"):
-        stmt = stmt.where(AuditEvent.occurred_at >= filters["since"])
-    if filters.get("until"):
-        stmt = stmt.where(AuditEvent.occurred_at < filters["until"])
+    stmt = where_equal(stmt, AuditEvent, **equal)
+    if since:
+        stmt = stmt.where(AuditEvent.occurred_at >= since)
+    if until:
+        stmt = stmt.where(AuditEvent.occurred_at < until)
     return paginate(session, stmt, AuditEvent.id, page, newest_first=True)
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from yunguan.core.db import get_database
 from yunguan.core.ids import new_id
-from yunguan.core.pagination import PageParams, paginate
+from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity.scope import Principal, get_visible, restrict
 from yunguan.workflows.models import Operation
 
@@ -74,8 +74,5 @@ def list_operations(
     state: str | None = None,
 ) -> tuple[list[Operation], str | None]:
     stmt = restrict(select(Operation), Operation, principal, READ)
-    if target_id:
-        stmt = stmt.where(Operation.target_id == target_id)
-    if state:
-        stmt = stmt.where(Operation.state == state)
+    stmt = where_equal(stmt, Operation, target_id=target_id, state=state)
     return paginate(session, stmt, Operation.id, page, newest_first=True)
