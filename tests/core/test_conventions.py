@@ -168,3 +168,44 @@ def test_bad_page_sizes(admin: Api, params) -> None:
 def test_naive_time_filters_are_refused(admin: Api) -> None:
     assert admin.get("/audit-events", params={"since": "2026-01-01T00:00:00"}).status_code == 422
     assert admin.get("/audit-events", params={"since": "2026-01-01T00:00:00Z"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/users",
+            {
+                "username": "nul",
+                "password": "Member-Passw0rd!",
+                "tenant_id": "t-x",
+                "display_name": "a\u0000b",
+            },
+        ),
+        ("/auth/token", {"username": "a\u0000b", "password": "whatever-password"}),
+    ],
+)
+def test_nul_bytes_in_any_field_are_refused(admin: Api, path: str, body: dict) -> None:
+    assert admin.post(path, body).status_code == 422
+
+
+def test_times_out_of_range_are_refused(admin: Api) -> None:
+    answer = admin.get("/audit-events", params={"since": "0001-01-01T00:00:00+14:00"})
+    assert answer.status_code == 422
+
+
+def test_long_unmatched_paths_are_still_audited(admin: Api) -> None:
+    path = "/nothing/" + "x" * 300
+    assert admin.post(path, {}).status_code == 404
+    events = admin.ok(admin.get("/audit-events", params={"result": "failure"}))["items"]
+    assert events[0]["status_code"] == 404 and events[0]["action"].startswith("POST /api/v1/no")
+
+
+def test_oversized_stream_is_audited_as_413(admin: Api) -> None:
+    def chunks():
+        for _ in range(20):
+            yield b"x" * 65536
+
+    admin.call("POST", "/tenants", content=chunks(), headers={"content-type": "application/json"})
+    events = admin.ok(admin.get("/audit-events", params={"action": "tenant.create"}))["items"]
+    assert events[0]["status_code"] == 413

@@ -111,3 +111,44 @@ def test_pagination_walks_every_tenant_once(admin: Api, root_id: str) -> None:
     assert set(seen) == created
     bad = admin.get("/tenants", params={"cursor": "not-a-cursor"})
     assert bad.status_code == 400 and bad.json()["code"] == "invalid-cursor"
+
+
+@pytest.mark.usefixtures("workflows")
+def test_deletion_is_visible_to_the_parents_auditors(admin: Api, root_id: str) -> None:
+    from tests.support.waiting import wait_operation
+
+    parent = admin.tenant(root_id, "Parent")
+    child = admin.tenant(parent["id"], "Child")
+    boss = admin.as_user(parent["id"], "parent-admin", ["tenant-admin", "auditor"])
+    accepted = boss.ok(boss.delete(f"/tenants/{child['id']}"), 202)
+    assert wait_operation(boss, accepted["operation"]["id"])["state"] == "succeeded"
+    actions = {
+        e["action"]: e
+        for e in boss.ok(boss.get("/audit-events", params={"target_id": child["id"]}))["items"]
+    }
+    assert {"tenant.create", "tenant.delete", "tenant.deleted"} <= set(actions)
+    assert actions["tenant.deleted"]["actor_id"] == boss.me["id"]
+    assert actions["tenant.deleted"]["tenant_id"] == parent["id"]
+
+
+@pytest.mark.usefixtures("workflows")
+def test_a_failing_deletion_fails_the_operation_and_gives_the_tenant_back(
+    admin: Api, root_id: str, monkeypatch
+) -> None:
+    from tests.support.waiting import wait_operation
+    from yunguan.core.config import get_settings
+
+    tenant = admin.tenant(root_id, "Stubborn")
+    monkeypatch.setenv("YUNGUAN_FAULT_POINTS", "tenant-delete.after-revoke=error")
+    get_settings.cache_clear()
+    try:
+        accepted = admin.ok(admin.delete(f"/tenants/{tenant['id']}"), 202)
+        operation = wait_operation(admin, accepted["operation"]["id"])
+    finally:
+        monkeypatch.delenv("YUNGUAN_FAULT_POINTS")
+        get_settings.cache_clear()
+    assert operation["state"] == "failed"
+    assert "InjectedFault" in operation["error"]
+    assert admin.ok(admin.get(f"/tenants/{tenant['id']}"))["state"] == "active"
+    retry = admin.ok(admin.delete(f"/tenants/{tenant['id']}"), 202)
+    assert wait_operation(admin, retry["operation"]["id"])["state"] == "succeeded"

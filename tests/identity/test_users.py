@@ -159,3 +159,42 @@ def test_roles_are_listed(admin: Api) -> None:
     names = [r["name"] for r in admin.ok(admin.get("/roles"))["items"]]
     assert names == ["platform-admin", "tenant-admin", "approver", "member", "auditor"]
     assert admin.get("/roles/no-such-role").status_code == 404
+
+
+def test_groups_never_grant_platform_admin(admin: Api, root_id: str) -> None:
+    body = {"name": "admins", "tenant_id": root_id, "roles": ["platform-admin"]}
+    assert admin.post("/groups", body).status_code == 422
+    group = admin.ok(admin.post("/groups", {"name": "ok", "tenant_id": root_id}), 201)
+    patched = admin.patch(f"/groups/{group['id']}", {"roles": ["platform-admin"]})
+    assert patched.status_code == 422
+
+
+def test_users_of_a_tenant_being_deleted_cannot_log_in(admin: Api, root_id: str, db) -> None:
+    from yunguan.identity.models import Tenant
+
+    doomed = admin.tenant(root_id, "Doomed")
+    admin.user(doomed["id"], "leaving")
+    with db.session() as session:
+        session.get(Tenant, doomed["id"]).state = "deleting"
+    answer = admin.post("/auth/token", {"username": "leaving", "password": PASSWORD})
+    assert answer.status_code == 401
+    group = admin.post("/groups", {"name": "late", "tenant_id": doomed["id"]})
+    assert group.status_code == 409
+
+
+def test_parallel_bad_passwords_all_count(admin: Api, root_id: str, live_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    admin.user(root_id, "target")
+
+    def guess(_: int) -> int:
+        with httpx.Client(base_url=live_url) as http:
+            body = {"username": "target", "password": "wrong-guess-1"}
+            return http.post("/api/v1/auth/token", json=body).status_code
+
+    with ThreadPoolExecutor(5) as pool:
+        assert sorted(pool.map(guess, range(5))) == [401] * 5
+    answer = admin.post("/auth/token", {"username": "target", "password": PASSWORD})
+    assert answer.status_code == 423

@@ -22,8 +22,10 @@ def config_path() -> Path:
 def save_login(url: str, token: str, username: str) -> None:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"url": url, "token": token, "username": username}))
-    path.chmod(0o600)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump({"url": url, "token": token, "username": username}, file)
 
 
 def forget_login() -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Index, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yunguan.core.clock import now
@@ -29,6 +29,9 @@ class AuditEvent(Base):
     actor_name: Mapped[str] = mapped_column(String(255), default="")
     actor_tenant_id: Mapped[str | None] = mapped_column(String(40))
     tenant_id: Mapped[str | None] = mapped_column(String(40))
+    tenant_path: Mapped[str | None] = mapped_column(String(2048), index=True)
+    """The owning tenant's place in the tree when the event happened: its ancestors keep
+    seeing the event after the tenant is moved away or deleted."""
     action: Mapped[str] = mapped_column(String(128), index=True)
     target_type: Mapped[str] = mapped_column(String(64), default="")
     target_id: Mapped[str] = mapped_column(String(64), default="")
@@ -37,6 +40,9 @@ class AuditEvent(Base):
     request_id: Mapped[str] = mapped_column(String(64), default="")
     source_ip: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+_LIMITS = {"action": 128, "actor_name": 255, "target_type": 64, "target_id": 64}
 
 
 @dataclass
@@ -81,6 +87,15 @@ def record(
     request_id: str = "",
     source_ip: str = "",
 ) -> AuditEvent:
+    fields = asdict(audit_note)
+    for name, limit in _LIMITS.items():  # whatever a client sent, the row must fit
+        if isinstance(fields[name], str):
+            fields[name] = fields[name][:limit]
+    if fields["tenant_id"]:
+        tenants = Base.metadata.tables["tenants"]  # owned by identity; only its path is read
+        fields["tenant_path"] = session.scalar(
+            select(tenants.c.path).where(tenants.c.id == fields["tenant_id"])
+        )
     event = AuditEvent(
         id=new_id("ae"),
         occurred_at=now(),
@@ -88,7 +103,7 @@ def record(
         status_code=status_code,
         request_id=request_id,
         source_ip=source_ip,
-        **asdict(audit_note),
+        **fields,
     )
     session.add(event)
     return event

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -88,6 +89,11 @@ _HTTP_CODES = {
 }
 
 
+def _is_contention(exc: OperationalError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg: deadlock, serialization failure
+    return sqlstate in ("40P01", "40001") or "database is locked" in str(exc.orig)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -118,6 +124,21 @@ def install_handlers(app: FastAPI) -> None:
             "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)[:2000],
             request,
             errors=errors,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _contention(request: Request, exc: OperationalError) -> JSONResponse:
+        """Lock contention is the client's to retry; anything else stays a server error."""
+        if _is_contention(exc):
+            return problem_response(
+                409,
+                "concurrent-update",
+                "Conflict",
+                "another request changed the same data at the same time; try again",
+                request,
+            )
+        return problem_response(
+            500, "internal-error", "Internal error", "unexpected error; see server log", request
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import Message, Receive, Scope, Send
 
+from yunguan.core import audit
 from yunguan.core.clock import now
 from yunguan.core.db import Base
 from yunguan.core.middleware import CallerAwareMiddleware, header, send_problem
@@ -62,6 +63,7 @@ class IdempotencyMiddleware(CallerAwareMiddleware):
         ).hexdigest()
         claim = await anyio.to_thread.run_sync(self._claim, record_key, request_hash)
         if isinstance(claim, IdempotencyRecord):
+            audit.note(detail={"idempotent_replay": True})
             await _replay(send, claim)
             return
         if claim == "reused":

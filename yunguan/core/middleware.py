@@ -154,24 +154,35 @@ class CallerAwareMiddleware:
 
 
 class AuditMiddleware(CallerAwareMiddleware):
-    """Writes one audit event for every mutating request, whatever its outcome."""
+    """Writes one audit event for every mutating request, whatever its outcome, before the
+    response's last byte leaves: a client that has its answer can find the event."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in MUTATING:
             await self.app(scope, receive, send)
             return
         audit_note = audit.open_note()
-        status = {"code": 500}
+        state = {"status": 500, "written": False}
+
+        async def write() -> None:
+            state["written"] = True
+            await anyio.to_thread.run_sync(self._write, scope, audit_note, state["status"])
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                state["status"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await write()
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
+        except HTTPException as exc:  # e.g. a body found too large while streaming
+            state["status"] = exc.status_code
+            raise
         finally:
-            await anyio.to_thread.run_sync(self._write, scope, audit_note, status["code"])
+            if not state["written"]:
+                await write()
 
     def _write(self, scope: Scope, audit_note: audit.AuditNote, status_code: int) -> None:
         if not audit_note.action:

@@ -1,8 +1,9 @@
 """Field types shared by every API schema: strict, bounded, free of control characters."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
 
 def _printable(value: str) -> str:
@@ -23,6 +24,9 @@ Name = Annotated[
     AfterValidator(_printable),
     AfterValidator(_single_line),
 ]
+Label = Annotated[
+    str, StringConstraints(max_length=128), AfterValidator(_printable), AfterValidator(_single_line)
+]
 Text = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_printable)]
 Identifier = Annotated[
     str, StringConstraints(min_length=3, max_length=40, pattern=r"^[a-z]+-[0-9a-z]+$")
@@ -36,6 +40,16 @@ Email = Annotated[
 Password = Annotated[
     str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable)
 ]
+
+
+def _representable(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range")
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_representable)]
 
 
 class Input(BaseModel):

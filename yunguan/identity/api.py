@@ -3,13 +3,13 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AwareDatetime
 
 from yunguan.core import audit
 from yunguan.core.api import Accepted, Filter, ResourceId, problem_responses
 from yunguan.core.deps import AppSettings, DbSession, get_db
-from yunguan.core.errors import NotFound, Problem
+from yunguan.core.errors import NotFound
 from yunguan.core.pagination import Page, Pages
+from yunguan.core.types import UtcTime
 from yunguan.identity import service
 from yunguan.identity.deps import CurrentPrincipal, get_signer
 from yunguan.identity.models import Group, Tenant
@@ -50,17 +50,9 @@ router = APIRouter(responses=problem_responses(400, 401, 404, 422))
     responses=problem_responses(423),
 )
 def issue_token(request: Request, body: TokenRequest, settings: AppSettings) -> TokenOut:
-    session = get_db(request).new_session()
-    try:
-        token, ttl = service.authenticate(
-            session, get_signer(request), settings, body.username, body.password
-        )
-        session.commit()
-    except Problem:
-        session.commit()  # keep the failed-attempt count that leads to a lock-out
-        raise
-    finally:
-        session.close()
+    token, ttl = service.authenticate(
+        get_db(request), get_signer(request), settings, body.username, body.password
+    )
     return TokenOut(access_token=token, expires_in=ttl)
 
 
@@ -359,8 +351,8 @@ def list_audit_events(
     target_id: Filter = None,
     request_id: Filter = None,
     result: Annotated[str | None, Query(pattern="^(success|failure)$")] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: UtcTime | None = None,
+    until: UtcTime | None = None,
 ) -> Page[AuditEventOut]:
     rows, cursor = service.list_audit_events(
         session,

@@ -7,21 +7,25 @@ from yunguan.core.types import (
     Email,
     Identifier,
     Input,
+    Label,
     Name,
     Output,
     Password,
     Text,
     Username,
 )
-from yunguan.identity.roles import ROLE_NAMES
+from yunguan.identity.roles import PLATFORM_ADMIN, ROLE_NAMES
 
 RoleName = Literal[ROLE_NAMES]  # type: ignore[valid-type]
 RoleList = Annotated[list[RoleName], Field(max_length=len(ROLE_NAMES))]
+# platform-admin is granted to users directly, never through a group.
+GroupRoleName = Literal[tuple(r for r in ROLE_NAMES if r != PLATFORM_ADMIN)]  # type: ignore[valid-type]
+GroupRoleList = Annotated[list[GroupRoleName], Field(max_length=len(ROLE_NAMES))]
 
 
 class TokenRequest(Input):
-    username: Annotated[str, Field(min_length=1, max_length=64)]
-    password: Annotated[str, Field(min_length=1, max_length=256)]
+    username: Annotated[Label, Field(min_length=1, max_length=64)]
+    password: Password
 
 
 class TokenOut(Output):
@@ -73,12 +77,12 @@ class UserCreate(Input):
     password: Password
     tenant_id: Identifier
     roles: RoleList = Field(default_factory=lambda: ["member"])
-    display_name: Annotated[str, Field(max_length=128)] = ""
+    display_name: Label = ""
     email: Email = ""
 
 
 class UserUpdate(Input):
-    display_name: Annotated[Text, Field(max_length=128)] | None = None
+    display_name: Label | None = None
     email: Email | None = None
     roles: RoleList | None = None
 
@@ -112,14 +116,14 @@ class UserOut(Output):
 class GroupCreate(Input):
     name: Name
     tenant_id: Identifier
-    roles: RoleList = Field(default_factory=list)
+    roles: GroupRoleList = Field(default_factory=list)
     description: Text = ""
 
 
 class GroupUpdate(Input):
     name: Name | None = None
     description: Text | None = None
-    roles: RoleList | None = None
+    roles: GroupRoleList | None = None
 
 
 class GroupMembership(Input):

@@ -51,6 +51,8 @@ def restrict(stmt: Select[Any], model: Any, principal: Principal, permission: st
         return stmt
     if model is Tenant:
         return stmt.where(Tenant.path.startswith(principal.tenant_path, autoescape=True))
+    if hasattr(model, "tenant_path"):  # rows that outlive their tenant carry its path
+        return stmt.where(model.tenant_path.startswith(principal.tenant_path, autoescape=True))
     return stmt.where(model.tenant_id.in_(subtree_ids(principal.tenant_path)))
 
 

@@ -11,6 +11,7 @@ from yunguan.core import audit
 from yunguan.core.audit import AuditEvent
 from yunguan.core.clock import now
 from yunguan.core.config import Settings
+from yunguan.core.db import Database
 from yunguan.core.errors import BadRequest, Conflict, Forbidden, Locked, Unauthorized
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
@@ -51,9 +52,25 @@ def ensure_root_tenant(session: Session) -> Tenant:
     return root
 
 
-def _lock(session: Session, tenant_id: str) -> Tenant:
-    """Re-read a tenant with a row lock (PostgreSQL); SQLite writers are serialised anyway."""
-    return session.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).one()
+def _lock(session: Session, *tenant_ids: str) -> list[Tenant]:
+    """Re-read tenants under a row lock (PostgreSQL; SQLite writers are serialised anyway),
+    in id order so two transactions never wait on each other, with fresh column values."""
+    locked = session.scalars(
+        select(Tenant)
+        .where(Tenant.id.in_(tenant_ids))
+        .order_by(Tenant.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    by_id = {t.id: t for t in locked}
+    if len(by_id) != len(set(tenant_ids)):
+        raise Conflict("the tenant changed meanwhile; try again", code="tenant-changed")
+    return [by_id[t] for t in tenant_ids]
+
+
+def _require_active(tenant: Tenant) -> None:
+    if tenant.state != "active":
+        raise Conflict(f"tenant {tenant.id} is {tenant.state}", code="tenant-not-active")
 
 
 def _managed_tenant(session: Session, principal: Principal, tenant_id: str) -> Tenant:
@@ -84,9 +101,8 @@ def _flush_unique(session: Session, message: str, code: str) -> None:
 
 def create_tenant(session: Session, principal: Principal, data: TenantCreate) -> Tenant:
     get_writable(session, Tenant, data.parent_id, principal, "tenant")
-    parent = _lock(session, data.parent_id)
-    if parent.state != "active":
-        raise Conflict(f"tenant {parent.id} is {parent.state}", code="tenant-not-active")
+    (parent,) = _lock(session, data.parent_id)
+    _require_active(parent)
     if parent.depth + 1 > MAX_TENANT_DEPTH:
         raise BadRequest(f"tenant trees are limited to {MAX_TENANT_DEPTH} levels", code="too-deep")
     if _name_taken(session, parent.id, data.name):
@@ -148,11 +164,11 @@ def move_tenant(session: Session, principal: Principal, tenant_id: str, parent_i
     if tenant.parent_id is None:
         raise BadRequest("the root tenant cannot be moved", code="root-tenant")
     get_writable(session, Tenant, parent_id, principal, "tenant")
-    tenant, parent = _lock(session, tenant.id), _lock(session, parent_id)
+    tenant, parent = _lock(session, tenant.id, parent_id)
     if parent.path.startswith(tenant.path):
         raise Conflict("a tenant cannot move below itself", code="tenant-cycle")
-    if parent.state != "active":
-        raise Conflict(f"tenant {parent.id} is {parent.state}", code="tenant-not-active")
+    _require_active(tenant)
+    _require_active(parent)
     if _name_taken(session, parent.id, tenant.name, exclude=tenant.id):
         raise Conflict(f"'{tenant.name}' already exists under {parent.id}", code="duplicate-name")
     subtree_height = session.scalar(
@@ -171,6 +187,7 @@ def move_tenant(session: Session, principal: Principal, tenant_id: str, parent_i
         .execution_options(synchronize_session=False)
     )
     session.execute(update(Tenant).where(Tenant.id == tenant.id).values(parent_id=parent.id))
+    _flush_unique(session, f"'{tenant.name}' already exists under {parent.id}", "duplicate-name")
     session.expire_all()
     return session.get(Tenant, tenant.id)  # type: ignore[return-value]
 
@@ -189,12 +206,12 @@ def check_deletable(session: Session, tenant: Tenant) -> None:
 def begin_tenant_deletion(session: Session, principal: Principal, tenant_id: str) -> Tenant:
     """Validate a delete request; the workflow does the work."""
     tenant = _managed_tenant(session, principal, tenant_id)
-    audit.note(target_type="tenant", target_id=tenant.id, tenant_id=tenant.id)
+    # Recorded against the parent: the tenant itself is about to disappear.
+    audit.note(target_type="tenant", target_id=tenant.id, tenant_id=tenant.parent_id)
     if tenant.parent_id is None:
         raise BadRequest("the root tenant cannot be deleted", code="root-tenant")
-    if tenant.state == "deleting":
-        raise Conflict(f"tenant {tenant.id} is already being deleted", code="tenant-not-active")
-    tenant = _lock(session, tenant.id)
+    (tenant,) = _lock(session, tenant.id)
+    _require_active(tenant)
     check_deletable(session, tenant)
     if principal.tenant_path.startswith(tenant.path):
         raise Conflict("you cannot delete the tenant you belong to", code="own-tenant")
@@ -239,7 +256,7 @@ def remove_tenant(session: Session, tenant_id: str) -> bool:
 # --- users ---------------------------------------------------------------------------------
 
 
-def _check_grant(session: Session, principal: Principal, tenant: Tenant, roles: list[str]) -> None:
+def _check_grant(principal: Principal, tenant: Tenant, roles: list[str]) -> None:
     if PLATFORM_ADMIN in roles:
         if not principal.is_platform_admin:
             raise Forbidden("only platform administrators grant platform-admin")
@@ -252,9 +269,8 @@ def create_user(
 ) -> User:
     tenant = get_visible(session, Tenant, data.tenant_id, principal, "tenant:read")
     require(principal, "user:write")
-    if tenant.state != "active":
-        raise Conflict(f"tenant {tenant.id} is {tenant.state}", code="tenant-not-active")
-    _check_grant(session, principal, tenant, data.roles)
+    _require_active(tenant)
+    _check_grant(principal, tenant, data.roles)
     credentials.check_password_policy(data.password, data.username, settings.password_min_length)
     if session.scalar(select(func.count()).select_from(User).where(User.username == data.username)):
         raise Conflict(f"username '{data.username}' is taken", code="duplicate-username")
@@ -305,7 +321,7 @@ def update_user(session: Session, principal: Principal, user_id: str, data: User
     user = _writable_user(session, principal, user_id)
     if data.roles is not None:
         tenant = session.get(Tenant, user.tenant_id)
-        _check_grant(session, principal, tenant, data.roles)  # type: ignore[arg-type]
+        _check_grant(principal, tenant, data.roles)  # type: ignore[arg-type]
         if user.id == principal.user_id and set(data.roles) != set(user.roles):
             raise Forbidden("you cannot change your own roles")
         audit.note(detail={"roles": sorted(set(data.roles))})
@@ -379,7 +395,7 @@ def delete_user(session: Session, principal: Principal, user_id: str) -> None:
 def create_group(session: Session, principal: Principal, data: GroupCreate) -> Group:
     tenant = get_visible(session, Tenant, data.tenant_id, principal, "tenant:read")
     require(principal, "group:write")
-    _check_grant(session, principal, tenant, data.roles)
+    _require_active(tenant)
     group = Group(
         id=new_id("g"),
         tenant_id=tenant.id,
@@ -431,7 +447,6 @@ def _writable_group(session: Session, principal: Principal, group_id: str) -> Gr
 def update_group(session: Session, principal: Principal, group_id: str, data: GroupUpdate) -> Group:
     group = _writable_group(session, principal, group_id)
     if data.roles is not None:
-        _check_grant(session, principal, session.get(Tenant, group.tenant_id), data.roles)  # type: ignore[arg-type]
         group.roles = sorted(set(data.roles))
     if data.name is not None:
         group.name = data.name
@@ -467,13 +482,22 @@ def delete_group(session: Session, principal: Principal, group_id: str) -> None:
 
 
 def authenticate(
-    session: Session, signer: TokenSigner, settings: Settings, username: str, password: str
+    db: Database, signer: TokenSigner, settings: Settings, username: str, password: str
 ) -> tuple[str, int]:
-    """A fresh token for good credentials. Failed attempts count towards a lock-out; the
-    caller commits the session even when this raises, so the count sticks."""
-    user = session.scalars(select(User).where(User.username == username)).one_or_none()
-    audit.note(action="auth.login", actor_name=username[:255], target_type="user")
+    """A fresh token for good credentials.
+
+    The password is verified outside any write transaction (argon2 is slow on purpose and
+    SQLite has one writer); the outcome is then recorded in a short one. Failures count
+    atomically towards a lock-out."""
+    audit.note(action="auth.login", actor_name=username, target_type="user")
     current = now()
+    with db.session(write=False) as session:
+        found = session.execute(
+            select(User, Tenant.state)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(User.username == username)
+        ).one_or_none()
+    user, tenant_state = found if found else (None, None)
     if user is not None:
         audit.note(
             actor_id=user.id,
@@ -485,30 +509,50 @@ def authenticate(
             raise Locked(f"too many failed logins; try again after {user.locked_until.isoformat()}")
     if not credentials.verify_password(password, user.password_hash if user else None):
         if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= settings.lockout_threshold:
-                user.locked_until = current + timedelta(seconds=settings.lockout_seconds)
-                user.failed_logins = 0
-                audit.note(detail={"locked": True})
+            _count_failure(db, user.id, settings, current)
         raise Unauthorized("invalid username or password", code="invalid-credentials")
-    if user.state != "active":  # type: ignore[union-attr]
+    assert user is not None
+    if user.state != "active" or tenant_state != "active":
         raise Unauthorized("invalid username or password", code="invalid-credentials")
-    user.failed_logins, user.locked_until = 0, None  # type: ignore[union-attr]
     token = Token(
         id=new_id("tok"),
         user_id=user.id,
-        issued_at=current,  # type: ignore[union-attr]
+        issued_at=current,
         expires_at=current + timedelta(seconds=settings.token_ttl_seconds),
     )
-    session.add(token)
+    with db.session() as session:
+        session.execute(
+            update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None)
+        )
+        session.add(token)
     jwt_token = signer.sign(
         user_id=user.id,
         username=user.username,
-        token_id=token.id,  # type: ignore[union-attr]
+        token_id=token.id,
         issued_at=current,
         expires_at=token.expires_at,
     )
     return jwt_token, settings.token_ttl_seconds
+
+
+def _count_failure(db: Database, user_id: str, settings: Settings, current: datetime) -> None:
+    with db.session() as session:
+        failures = session.scalar(
+            update(User)
+            .where(User.id == user_id)
+            .values(failed_logins=User.failed_logins + 1)
+            .returning(User.failed_logins)
+        )
+        if failures is not None and failures >= settings.lockout_threshold:
+            session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(
+                    failed_logins=0,
+                    locked_until=current + timedelta(seconds=settings.lockout_seconds),
+                )
+            )
+            audit.note(detail={"locked": True})
 
 
 def principal_from_token(session: Session, signer: TokenSigner, token: str) -> Principal:

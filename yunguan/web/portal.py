@@ -14,11 +14,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
 
-from yunguan.core.errors import Problem, Unauthorized
+from yunguan.core.errors import Forbidden, Problem, Unauthorized
 from yunguan.identity import service
 from yunguan.identity.credentials import SESSION_COOKIE
 from yunguan.identity.deps import get_signer, resolve
+from yunguan.identity.schemas import TokenRequest
 from yunguan.identity.scope import Principal
 
 WEB = Path(__file__).resolve().parent
@@ -65,10 +67,11 @@ def page_principal(request: Request) -> Principal:
 
 
 def same_origin(request: Request) -> None:
-    """Refuse form posts sent from another site (defence in depth beside SameSite)."""
+    """Refuse form posts that do not show they come from this site (browsers send Origin on
+    every POST); defence in depth beside the SameSite cookie."""
     origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin and urlsplit(origin).netloc != request.url.netloc:
-        raise Problem("cross-site form post refused", code="cross-site")
+    if not origin or urlsplit(origin).netloc != request.url.netloc:
+        raise Forbidden("cross-site or origin-less form post refused", code="cross-site")
 
 
 def render(request: Request, template: str, principal: Principal | None, **context: Any):
@@ -93,20 +96,21 @@ def login_submit(
     request: Request, username: str = Form(max_length=64), password: str = Form(max_length=256)
 ) -> Response:
     same_origin(request)
-    db, settings = request.app.state.db, request.app.state.settings
-    session = db.new_session()
     try:
+        credentials = TokenRequest(username=username, password=password)
         token, ttl = service.authenticate(
-            session, get_signer(request), settings, username, password
+            request.app.state.db,
+            get_signer(request),
+            request.app.state.settings,
+            credentials.username,
+            credentials.password,
         )
-        session.commit()
-    except Problem as exc:
-        session.commit()
-        response = render(request, "login.html", None, error=exc.detail, username=username)
-        response.status_code = exc.status
+    except (Problem, ValidationError) as exc:
+        status = exc.status if isinstance(exc, Problem) else 401
+        detail = exc.detail if isinstance(exc, Problem) else "invalid username or password"
+        response = render(request, "login.html", None, error=detail, username=username)
+        response.status_code = status
         return response
-    finally:
-        session.close()
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

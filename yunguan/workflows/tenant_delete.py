@@ -2,7 +2,9 @@
 
 Steps: re-check that the tenant is empty, revoke its users' tokens, remove its groups,
 memberships and users, then remove the tenant and write the audit event. Each step is
-idempotent; DBOS replays finished steps from their checkpoints after a restart.
+idempotent and retried on transient errors; DBOS replays finished steps from their
+checkpoints after a restart. A step that keeps failing fails the operation and gives the
+tenant back (state ``active``), so it is never stuck in ``deleting``.
 """
 
 from dbos import DBOS
@@ -19,9 +21,10 @@ from yunguan.workflows.models import Operation
 from yunguan.workflows.service import advance, create_operation, load
 
 KIND = "tenant.delete"
+step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
 
 
-@DBOS.step()
+@step
 def _recheck_empty(operation_id: str, tenant_id: str) -> str:
     advance(operation_id, state="running", step="check-empty", progress=10)
     with get_database().session() as session:
@@ -32,63 +35,76 @@ def _recheck_empty(operation_id: str, tenant_id: str) -> str:
             identity.check_deletable(session, tenant)
         except Conflict as exc:  # a sub-tenant appeared: give the tenant back
             tenant.state = "active"
-            return str(exc)
+            return exc.detail
     return "ok"
 
 
-@DBOS.step()
+@step
 def _revoke_tokens(operation_id: str, tenant_id: str) -> int:
     advance(operation_id, step="revoke-tokens", progress=30)
     with get_database().session() as session:
         return identity.revoke_tenant_tokens(session, tenant_id)
 
 
-@DBOS.step()
+@step
 def _remove_members(operation_id: str, tenant_id: str) -> int:
     advance(operation_id, step="remove-members", progress=60)
     with get_database().session() as session:
         return identity.remove_tenant_members(session, tenant_id)
 
 
-@DBOS.step()
+@step
 def _remove_tenant(operation_id: str, removed_users: int) -> None:
     operation = load(operation_id)
-    tenant_id, actor = operation.target_id, operation.params  # type: ignore[union-attr]
+    assert operation is not None
     with get_database().session() as session:
-        identity.remove_tenant(session, tenant_id)
-        audit.record(
-            session,
-            audit.AuditNote(
-                action="tenant.deleted",
-                target_type="tenant",
-                target_id=tenant_id,
-                tenant_id=actor.get("parent_id"),
-                actor_id=actor.get("user_id"),
-                actor_name=actor.get("username", ""),
-                actor_tenant_id=actor.get("tenant_id"),
-                detail={"operation_id": operation_id, "removed_users": removed_users},
-            ),
-            result="success",
-        )
+        if identity.remove_tenant(session, operation.target_id):
+            audit.record(
+                session,
+                audit.AuditNote(
+                    action="tenant.deleted",
+                    target_type="tenant",
+                    target_id=operation.target_id,
+                    tenant_id=operation.tenant_id,
+                    actor_id=operation.requested_by,
+                    actor_name=operation.params.get("username", ""),
+                    actor_tenant_id=operation.params.get("tenant_id"),
+                    detail={"operation_id": operation_id, "removed_users": removed_users},
+                ),
+                result="success",
+            )
     advance(operation_id, state="succeeded", step="done", progress=100)
+
+
+@DBOS.step()
+def _give_up(operation_id: str, tenant_id: str, error: str) -> None:
+    with get_database().session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is not None:
+            tenant.state = "active"
+    advance(operation_id, state="failed", error=error[:2000])
 
 
 @DBOS.workflow()
 def delete_tenant(operation_id: str) -> str:
     tenant_id = load(operation_id).target_id  # type: ignore[union-attr]
-    verdict = _recheck_empty(operation_id, tenant_id)
-    if verdict == "gone":
-        advance(operation_id, state="succeeded", step="done", progress=100)
-        return "gone"
-    if verdict != "ok":
-        advance(operation_id, state="failed", error=verdict)
+    try:
+        verdict = _recheck_empty(operation_id, tenant_id)
+        if verdict == "gone":
+            advance(operation_id, state="succeeded", step="done", progress=100)
+            return "gone"
+        if verdict != "ok":
+            advance(operation_id, state="failed", error=verdict)
+            return "failed"
+        fault_point("tenant-delete.after-check")
+        _revoke_tokens(operation_id, tenant_id)
+        fault_point("tenant-delete.after-revoke")
+        removed = _remove_members(operation_id, tenant_id)
+        fault_point("tenant-delete.after-members")
+        _remove_tenant(operation_id, removed)
+    except Exception as exc:  # retries exhausted: fail visibly, leave nothing stuck
+        _give_up(operation_id, tenant_id, f"{type(exc).__name__}: {exc}")
         return "failed"
-    fault_point("tenant-delete.after-check")
-    _revoke_tokens(operation_id, tenant_id)
-    fault_point("tenant-delete.after-revoke")
-    removed = _remove_members(operation_id, tenant_id)
-    fault_point("tenant-delete.after-members")
-    _remove_tenant(operation_id, removed)
     return "deleted"
 
 

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("actor_name", sa.String(length=255), nullable=False),
         sa.Column("actor_tenant_id", sa.String(length=40), nullable=True),
         sa.Column("tenant_id", sa.String(length=40), nullable=True),
+        sa.Column("tenant_path", sa.String(length=2048), nullable=True),
         sa.Column("action", sa.String(length=128), nullable=False),
         sa.Column("target_type", sa.String(length=64), nullable=False),
         sa.Column("target_id", sa.String(length=64), nullable=False),
@@ -41,6 +42,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_events_actor_id"), ["actor_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_audit_events_occurred_at"), ["occurred_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_audit_events_tenant_path"), ["tenant_path"], unique=False
         )
         batch_op.create_index("ix_audit_tenant_id", ["tenant_id", "id"], unique=False)
 
@@ -216,6 +220,7 @@ def downgrade() -> None:
     op.drop_table("idempotency_keys")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_tenant_id")
+        batch_op.drop_index(batch_op.f("ix_audit_events_tenant_path"))
         batch_op.drop_index(batch_op.f("ix_audit_events_occurred_at"))
         batch_op.drop_index(batch_op.f("ix_audit_events_actor_id"))
         batch_op.drop_index(batch_op.f("ix_audit_events_action"))
