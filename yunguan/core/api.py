@@ -1,30 +1,17 @@
 """Shapes every router shares."""
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import BaseModel
 
-from yunguan.workflows.schemas import OperationOut
-
-T = TypeVar("T")
+from yunguan.core.errors import PROBLEM_MEDIA_TYPE
 
 ResourceId = Annotated[str, Path(min_length=1, max_length=64)]
 Filter = Annotated[str | None, Query(max_length=255)]
 
 
-class Accepted(BaseModel, Generic[T]):
-    """202 answer of a long operation: the resource in its transitional state and the
-    operation to poll (also in the ``Location`` header)."""
-
-    resource: T
-    operation: OperationOut
-
-
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI entries for the problem+json answers a route may give."""
-    from yunguan.core.errors import PROBLEM_MEDIA_TYPE
-
     schema = {
         "type": "object",
         "properties": {

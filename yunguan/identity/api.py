@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from yunguan.core import audit
-from yunguan.core.api import Accepted, Filter, ResourceId, problem_responses
+from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import AppSettings, DbSession, get_db
 from yunguan.core.errors import NotFound
 from yunguan.core.pagination import Page, Pages
@@ -33,7 +33,7 @@ from yunguan.identity.schemas import (
     UserOut,
     UserUpdate,
 )
-from yunguan.workflows.schemas import OperationOut
+from yunguan.workflows.schemas import Accepted, OperationOut
 from yunguan.workflows.tenant_delete import request_deletion
 
 router = APIRouter(responses=problem_responses(400, 401, 404, 422))

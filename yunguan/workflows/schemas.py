@@ -1,4 +1,7 @@
 from datetime import datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
 
 from yunguan.core.types import Output
 
@@ -16,3 +19,14 @@ class OperationOut(Output):
     requested_by: str | None
     created_at: datetime
     updated_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Accepted(BaseModel, Generic[T]):
+    """202 answer of a long operation: the resource in its transitional state and the
+    operation to poll (also in the ``Location`` header)."""
+
+    resource: T
+    operation: OperationOut
