@@ -15,7 +15,11 @@ from yunguan.core.errors import install_handlers, problem_response
 from yunguan.core.idempotency import IdempotencyMiddleware
 from yunguan.core.logging import configure_logging
 from yunguan.core.metrics import metrics_endpoint
-from yunguan.core.middleware import AuditMiddleware, RequestContextMiddleware
+from yunguan.core.middleware import (
+    AuditMiddleware,
+    InputGuardMiddleware,
+    RequestContextMiddleware,
+)
 from yunguan.identity.api import router as identity_router
 from yunguan.identity.credentials import TokenSigner
 from yunguan.web import portal
@@ -81,8 +85,10 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
-    # Outermost first: ids and guards, then audit, then idempotent replay.
+    # Added innermost first: request ids and logs, then audit (which so records refused
+    # input too), then the input guards, then idempotent replay.
     app.add_middleware(IdempotencyMiddleware, db=db, subject_of=signer.subject_of)
+    app.add_middleware(InputGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, db=db, subject_of=signer.subject_of)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
     return app

@@ -201,6 +201,15 @@ def test_long_unmatched_paths_are_still_audited(admin: Api) -> None:
     assert events[0]["status_code"] == 404 and events[0]["action"].startswith("POST /api/v1/no")
 
 
+def test_refused_input_is_audited(admin: Api, root_id: str) -> None:
+    admin.post("/tenants/t-%00x/actions", {"action": "move", "parent_id": root_id})
+    huge = {"name": "big", "parent_id": root_id, "description": "x" * (1024 * 1024 + 10)}
+    admin.post("/tenants", huge)
+    events = admin.ok(admin.get("/audit-events", params={"result": "failure"}))["items"]
+    assert [e["status_code"] for e in events[:2]] == [413, 400]
+    assert all(e["actor_id"] == admin.me["id"] for e in events[:2])
+
+
 def test_oversized_stream_is_audited_as_413(admin: Api) -> None:
     def chunks():
         for _ in range(20):

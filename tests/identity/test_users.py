@@ -198,3 +198,24 @@ def test_parallel_bad_passwords_all_count(admin: Api, root_id: str, live_url: st
         assert sorted(pool.map(guess, range(5))) == [401] * 5
     answer = admin.post("/auth/token", {"username": "target", "password": PASSWORD})
     assert answer.status_code == 423
+
+
+def test_parallel_guesses_cannot_outrun_the_lock(admin: Api, root_id: str, live_url: str) -> None:
+    """Twenty wrong guesses and the right one at once: at most five attempts are judged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    admin.user(root_id, "victim")
+    guesses = ["wrong-guess-1"] * 20 + [PASSWORD]
+
+    def guess(password: str) -> int:
+        with httpx.Client(base_url=live_url, timeout=60) as http:
+            body = {"username": "victim", "password": password}
+            return http.post("/api/v1/auth/token", json=body).status_code
+
+    with ThreadPoolExecutor(21) as pool:
+        statuses = list(pool.map(guess, guesses))
+    judged = [s for s in statuses if s in (200, 401)]
+    assert len(judged) <= 5
+    assert statuses.count(423) >= 16

@@ -2,11 +2,14 @@
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger("yunguan.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://yunguan.dev/problems/"
@@ -137,6 +140,7 @@ def install_handlers(app: FastAPI) -> None:
                 "another request changed the same data at the same time; try again",
                 request,
             )
+        log.exception("database error", path=request.url.path)
         return problem_response(
             500, "internal-error", "Internal error", "unexpected error; see server log", request
         )

@@ -21,7 +21,9 @@ from yunguan.core.middleware import CallerAwareMiddleware, header, send_problem
 
 KEY_TTL = timedelta(hours=24)
 ABANDONED_AFTER = timedelta(minutes=5)
-NOT_STORED = frozenset({401, 429})
+# Answers a retry should not get again: authentication, rate limits, and conflicts, which
+# changed nothing and may resolve (e.g. "concurrent-update, try again").
+NOT_STORED = frozenset({401, 409, 429})
 
 
 class IdempotencyRecord(Base):

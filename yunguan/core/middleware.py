@@ -67,11 +67,11 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Request id, URL and body-size guards, access log and metrics for every request."""
+    """Request id, access log and metrics for every request; answers 413 for a body that
+    :class:`InputGuardMiddleware` found too large."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +93,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self._guarded(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except BodyTooLarge as exc:
             if status["started"]:
                 raise
@@ -111,7 +111,19 @@ class RequestContextMiddleware:
                 ms=round(elapsed * 1000, 2),
             )
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+
+class InputGuardMiddleware:
+    """Refuses control characters in the URL and bodies over ``max_body_bytes`` (declared
+    or streamed) before any handler sees them."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         raw = scope.get("raw_path") or scope["path"].encode()
         if _CONTROL.search(unquote_to_bytes(raw)) or _CONTROL.search(
             unquote_to_bytes(scope.get("query_string", b""))

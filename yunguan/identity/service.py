@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -180,14 +180,24 @@ def move_tenant(session: Session, principal: Principal, tenant_id: str, parent_i
         raise BadRequest(f"tenant trees are limited to {MAX_TENANT_DEPTH} levels", code="too-deep")
     old_prefix, new_prefix = tenant.path, f"{parent.path}{tenant.id}/"
     audit.note(detail={"from_parent": tenant.parent_id, "to_parent": parent.id})
+    # Lock the whole subtree first. The rewrite is then a later statement, whose snapshot
+    # (PostgreSQL, read committed) includes any child created while we waited for the locks.
     session.execute(
-        update(Tenant)
+        select(Tenant.id)
         .where(Tenant.path.startswith(old_prefix, autoescape=True))
-        .values(path=literal(new_prefix) + func.substr(Tenant.path, len(old_prefix) + 1))
-        .execution_options(synchronize_session=False)
+        .order_by(Tenant.id)
+        .with_for_update()
     )
-    session.execute(update(Tenant).where(Tenant.id == tenant.id).values(parent_id=parent.id))
-    _flush_unique(session, f"'{tenant.name}' already exists under {parent.id}", "duplicate-name")
+    try:
+        session.execute(
+            update(Tenant)
+            .where(Tenant.path.startswith(old_prefix, autoescape=True))
+            .values(path=literal(new_prefix) + func.substr(Tenant.path, len(old_prefix) + 1))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(update(Tenant).where(Tenant.id == tenant.id).values(parent_id=parent.id))
+    except IntegrityError:
+        raise Conflict(f"'{tenant.name}' already exists under {parent.id}", code="duplicate-name")
     session.expire_all()
     return session.get(Tenant, tenant.id)  # type: ignore[return-value]
 
@@ -211,7 +221,8 @@ def begin_tenant_deletion(session: Session, principal: Principal, tenant_id: str
     if tenant.parent_id is None:
         raise BadRequest("the root tenant cannot be deleted", code="root-tenant")
     (tenant,) = _lock(session, tenant.id)
-    _require_active(tenant)
+    if tenant.state not in ("active", "delete-failed"):
+        raise Conflict(f"tenant {tenant.id} is {tenant.state}", code="tenant-not-active")
     check_deletable(session, tenant)
     if principal.tenant_path.startswith(tenant.path):
         raise Conflict("you cannot delete the tenant you belong to", code="own-tenant")
@@ -267,8 +278,9 @@ def _check_grant(principal: Principal, tenant: Tenant, roles: list[str]) -> None
 def create_user(
     session: Session, principal: Principal, data: UserCreate, settings: Settings
 ) -> User:
-    tenant = get_visible(session, Tenant, data.tenant_id, principal, "tenant:read")
+    get_visible(session, Tenant, data.tenant_id, principal, "tenant:read")
     require(principal, "user:write")
+    (tenant,) = _lock(session, data.tenant_id)  # no new members while it is being deleted
     _require_active(tenant)
     _check_grant(principal, tenant, data.roles)
     credentials.check_password_policy(data.password, data.username, settings.password_min_length)
@@ -393,8 +405,9 @@ def delete_user(session: Session, principal: Principal, user_id: str) -> None:
 
 
 def create_group(session: Session, principal: Principal, data: GroupCreate) -> Group:
-    tenant = get_visible(session, Tenant, data.tenant_id, principal, "tenant:read")
+    get_visible(session, Tenant, data.tenant_id, principal, "tenant:read")
     require(principal, "group:write")
+    (tenant,) = _lock(session, data.tenant_id)
     _require_active(tenant)
     group = Group(
         id=new_id("g"),
@@ -486,33 +499,27 @@ def authenticate(
 ) -> tuple[str, int]:
     """A fresh token for good credentials.
 
-    The password is verified outside any write transaction (argon2 is slow on purpose and
-    SQLite has one writer); the outcome is then recorded in a short one. Failures count
-    atomically towards a lock-out."""
+    Each attempt first takes one of the ``lockout_threshold`` tries allowed per lock-out
+    window, atomically, so parallel guesses cannot outrun the lock. The password is then
+    verified outside any transaction (argon2 is slow on purpose and SQLite has one writer),
+    and the outcome recorded in a short one that re-checks the user and its tenant."""
     audit.note(action="auth.login", actor_name=username, target_type="user")
     current = now()
     with db.session(write=False) as session:
-        found = session.execute(
-            select(User, Tenant.state)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.username == username)
-        ).one_or_none()
-    user, tenant_state = found if found else (None, None)
-    if user is not None:
-        audit.note(
-            actor_id=user.id,
-            actor_tenant_id=user.tenant_id,
-            tenant_id=user.tenant_id,
-            target_id=user.id,
-        )
-        if user.locked_until is not None and user.locked_until > current:
-            raise Locked(f"too many failed logins; try again after {user.locked_until.isoformat()}")
-    if not credentials.verify_password(password, user.password_hash if user else None):
-        if user is not None:
-            _count_failure(db, user.id, settings, current)
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+    if user is None:
+        credentials.verify_password(password, None)  # same work as for a real user
         raise Unauthorized("invalid username or password", code="invalid-credentials")
-    assert user is not None
-    if user.state != "active" or tenant_state != "active":
+    audit.note(
+        actor_id=user.id,
+        actor_tenant_id=user.tenant_id,
+        tenant_id=user.tenant_id,
+        target_id=user.id,
+    )
+    attempt = _take_attempt(db, user.id, settings, current)
+    if not credentials.verify_password(password, user.password_hash):
+        if attempt >= settings.lockout_threshold:
+            _lock_out(db, user.id, settings, current)
         raise Unauthorized("invalid username or password", code="invalid-credentials")
     token = Token(
         id=new_id("tok"),
@@ -521,9 +528,14 @@ def authenticate(
         expires_at=current + timedelta(seconds=settings.token_ttl_seconds),
     )
     with db.session() as session:
-        session.execute(
-            update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None)
-        )
+        still_welcome = session.execute(
+            update(User)
+            .where(User.id == user.id, User.state == "active", _not_locked(current))
+            .where(User.tenant_id.in_(select(Tenant.id).where(Tenant.state == "active")))
+            .values(failed_logins=0)
+        ).rowcount
+        if not still_welcome:
+            raise Unauthorized("invalid username or password", code="invalid-credentials")
         session.add(token)
     jwt_token = signer.sign(
         user_id=user.id,
@@ -535,24 +547,39 @@ def authenticate(
     return jwt_token, settings.token_ttl_seconds
 
 
-def _count_failure(db: Database, user_id: str, settings: Settings, current: datetime) -> None:
+def _not_locked(current: datetime) -> Any:
+    return or_(User.locked_until.is_(None), User.locked_until <= current)
+
+
+def _take_attempt(db: Database, user_id: str, settings: Settings, current: datetime) -> int:
+    """Count this attempt; refuse it when the account is locked or out of tries."""
     with db.session() as session:
-        failures = session.scalar(
+        attempt = session.scalar(
             update(User)
-            .where(User.id == user_id)
-            .values(failed_logins=User.failed_logins + 1)
+            .where(User.id == user_id, _not_locked(current))
+            .values(failed_logins=User.failed_logins + 1, locked_until=None)
             .returning(User.failed_logins)
         )
-        if failures is not None and failures >= settings.lockout_threshold:
-            session.execute(
-                update(User)
-                .where(User.id == user_id)
-                .values(
-                    failed_logins=0,
-                    locked_until=current + timedelta(seconds=settings.lockout_seconds),
-                )
+        locked_until = session.scalar(select(User.locked_until).where(User.id == user_id))
+    if attempt is None or attempt > settings.lockout_threshold:
+        if attempt is not None:
+            _lock_out(db, user_id, settings, current)
+            locked_until = current + timedelta(seconds=settings.lockout_seconds)
+        when = locked_until.isoformat() if locked_until else "a while"
+        raise Locked(f"too many failed logins; try again after {when}")
+    return attempt
+
+
+def _lock_out(db: Database, user_id: str, settings: Settings, current: datetime) -> None:
+    with db.session() as session:
+        session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(
+                failed_logins=0, locked_until=current + timedelta(seconds=settings.lockout_seconds)
             )
-            audit.note(detail={"locked": True})
+        )
+    audit.note(detail={"locked": True})
 
 
 def principal_from_token(session: Session, signer: TokenSigner, token: str) -> Principal:
@@ -578,7 +605,7 @@ def principal_from_token(session: Session, signer: TokenSigner, token: str) -> P
     )
     roles = set(user.roles)
     for extra in group_roles:
-        roles.update(extra)
+        roles.update(role for role in extra if role != PLATFORM_ADMIN)
     return Principal(
         user_id=user.id,
         username=user.username,

@@ -3,8 +3,10 @@
 Steps: re-check that the tenant is empty, revoke its users' tokens, remove its groups,
 memberships and users, then remove the tenant and write the audit event. Each step is
 idempotent and retried on transient errors; DBOS replays finished steps from their
-checkpoints after a restart. A step that keeps failing fails the operation and gives the
-tenant back (state ``active``), so it is never stuck in ``deleting``.
+checkpoints after a restart. A step that keeps failing fails the operation: before any
+token was revoked the tenant is given back (``active``); after, it is ``delete-failed`` (its
+members may be gone, so it takes nothing new) and can be deleted again. Never stuck in
+``deleting``.
 """
 
 from dbos import DBOS
@@ -76,18 +78,19 @@ def _remove_tenant(operation_id: str, removed_users: int) -> None:
     advance(operation_id, state="succeeded", step="done", progress=100)
 
 
-@DBOS.step()
-def _give_up(operation_id: str, tenant_id: str, error: str) -> None:
+@step
+def _give_up(operation_id: str, tenant_id: str, error: str, untouched: bool) -> None:
     with get_database().session() as session:
         tenant = session.get(Tenant, tenant_id)
         if tenant is not None:
-            tenant.state = "active"
+            tenant.state = "active" if untouched else "delete-failed"
     advance(operation_id, state="failed", error=error[:2000])
 
 
 @DBOS.workflow()
 def delete_tenant(operation_id: str) -> str:
     tenant_id = load(operation_id).target_id  # type: ignore[union-attr]
+    untouched = True
     try:
         verdict = _recheck_empty(operation_id, tenant_id)
         if verdict == "gone":
@@ -97,13 +100,14 @@ def delete_tenant(operation_id: str) -> str:
             advance(operation_id, state="failed", error=verdict)
             return "failed"
         fault_point("tenant-delete.after-check")
+        untouched = False
         _revoke_tokens(operation_id, tenant_id)
         fault_point("tenant-delete.after-revoke")
         removed = _remove_members(operation_id, tenant_id)
         fault_point("tenant-delete.after-members")
         _remove_tenant(operation_id, removed)
     except Exception as exc:  # retries exhausted: fail visibly, leave nothing stuck
-        _give_up(operation_id, tenant_id, f"{type(exc).__name__}: {exc}")
+        _give_up(operation_id, tenant_id, f"{type(exc).__name__}: {exc}", untouched)
         return "failed"
     return "deleted"
 
