@@ -45,6 +45,12 @@ class AuditEvent(Base):
 _LIMITS = {"action": 128, "actor_name": 255, "target_type": 64, "target_id": 64}
 
 
+def _storable(text: str) -> str:
+    """Control characters (a NUL in a refused URL, say) shown as U+FFFD: PostgreSQL text
+    cannot hold NUL, and a log is no place for terminal escapes."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 @dataclass
 class AuditNote:
     action: str = ""
@@ -89,8 +95,7 @@ def record(
 ) -> AuditEvent:
     fields = asdict(audit_note)
     for name, limit in _LIMITS.items():  # whatever a client sent, the row must fit
-        if isinstance(fields[name], str):
-            fields[name] = fields[name][:limit]
+        fields[name] = _storable(fields[name])[:limit]
     if fields["tenant_id"]:
         tenants = Base.metadata.tables["tenants"]  # owned by identity; only its path is read
         fields["tenant_path"] = session.scalar(
