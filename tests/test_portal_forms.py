@@ -27,3 +27,54 @@ def test_pages_need_a_session(client) -> None:
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
     htmx = client.get("/users", headers={"hx-request": "true"}, follow_redirects=False)
     assert htmx.status_code == 401 and htmx.headers["hx-redirect"] == "/login"
+
+
+def _portal_login(client) -> None:
+    answer = client.post(
+        "/login",
+        data={"username": "admin", "password": ADMIN_PASSWORD},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+
+
+def test_move_a_tenant_from_the_tree(client, admin: Api, root_id: str) -> None:
+    a, b = admin.tenant(root_id, "A"), admin.tenant(root_id, "B")
+    child = admin.tenant(a["id"], "child")
+    _portal_login(client)
+    moved = client.post(f"/tenants/{child['id']}/move", data={"parent_id": b["id"]}, headers=ORIGIN)
+    assert moved.status_code == 200 and "Moved “child”." in moved.text
+    assert admin.ok(admin.get(f"/tenants/{child['id']}"))["parent_id"] == b["id"]
+    cycle = client.post(f"/tenants/{a['id']}/move", data={"parent_id": a["id"]}, headers=ORIGIN)
+    assert cycle.status_code == 409 and "below itself" in cycle.text
+
+
+def test_groups_page_creates_groups_and_manages_members(client, admin: Api, root_id: str) -> None:
+    acme = admin.tenant(root_id, "Acme")
+    user = admin.user(acme["id"], "grouped")
+    _portal_login(client)
+    page = client.get("/groups")
+    assert page.status_code == 200 and "New group" in page.text
+    created = client.post(
+        "/groups/new",
+        data={"name": "ops", "tenant_id": acme["id"], "roles": ["approver"]},
+        headers=ORIGIN,
+    )
+    assert "Created group “ops”." in created.text
+    group = admin.ok(admin.get("/groups", params={"name": "ops"}))["items"][0]
+    added = client.post(
+        f"/groups/{group['id']}/members",
+        data={"user_id": user["id"], "action": "add-member"},
+        headers=ORIGIN,
+    )
+    assert "Added to “ops”." in added.text
+    assert admin.ok(admin.get(f"/groups/{group['id']}"))["member_ids"] == [user["id"]]
+    refused = client.post(
+        "/groups/new",
+        data={"name": "root", "tenant_id": acme["id"], "roles": ["platform-admin"]},
+        headers=ORIGIN,
+    )
+    assert refused.status_code == 422
+    deleted = client.post(f"/groups/{group['id']}/delete", headers=ORIGIN)
+    assert "Group deleted." in deleted.text

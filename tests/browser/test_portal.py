@@ -119,3 +119,27 @@ def test_bad_login_and_logout(page) -> None:
     page.wait_for_url("**/login")
     page.goto("/tenants")
     assert page.url.endswith("/login")
+
+
+def test_groups_and_move_in_the_browser(page, live_admin: Api, root_id: str) -> None:
+    acme = live_admin.tenant(root_id, "Acme")
+    other = live_admin.tenant(root_id, "Other")
+    team = live_admin.tenant(acme["id"], "Team")
+    user = live_admin.user(acme["id"], "member-one")
+    group = live_admin.ok(live_admin.post("/groups", {"name": "ops", "tenant_id": acme["id"]}), 201)
+    live_admin.post(
+        f"/groups/{group['id']}/actions", {"action": "add-member", "user_id": user["id"]}
+    )
+    login(page, "admin", ADMIN_PASSWORD)
+    page.click("nav.side >> text=Groups")
+    page.click("button[aria-label='remove member-one']")
+    page.wait_for_selector("text=Removed from “ops”.")
+    assert live_admin.ok(live_admin.get(f"/groups/{group['id']}"))["member_ids"] == []
+
+    page.goto("/tenants")
+    node = page.locator(f"li[data-tenant='{team['id']}']")
+    node.locator("summary").first.click()
+    node.locator("select[name=parent_id]").first.select_option(label="Other")
+    node.locator("text=Move here").first.click()
+    page.wait_for_selector("text=Moved “Team”.")
+    assert live_admin.ok(live_admin.get(f"/tenants/{team['id']}"))["parent_id"] == other["id"]

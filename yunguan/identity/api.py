@@ -33,7 +33,9 @@ from yunguan.identity.schemas import (
     UserOut,
     UserUpdate,
 )
+from yunguan.workflows import engine
 from yunguan.workflows.schemas import Accepted, OperationOut
+from yunguan.workflows.tenant_delete import KIND as TENANT_DELETE
 from yunguan.workflows.tenant_delete import request_deletion
 
 router = APIRouter(responses=problem_responses(400, 401, 404, 422))
@@ -139,7 +141,9 @@ def tenant_action(
 def delete_tenant_route(
     request: Request, response: Response, principal: CurrentPrincipal, tenant_id: ResourceId
 ) -> Accepted[TenantOut]:
-    tenant, operation = request_deletion(get_db(request), principal, tenant_id)
+    with get_db(request).session() as session:
+        tenant, operation = request_deletion(session, principal, tenant_id)
+    engine.submit(operation.id, TENANT_DELETE)
     accepted = Accepted[TenantOut](
         resource=TenantOut.model_validate(tenant), operation=OperationOut.model_validate(operation)
     )

@@ -1,23 +1,29 @@
-"""Portal pages of the identity domain: tenant tree, users, audit log, roles."""
+"""Portal pages of the identity domain: tenant tree, users, groups, audit log, roles."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from yunguan.core import audit
 from yunguan.core.errors import Problem
 from yunguan.core.pagination import PageParams
 from yunguan.identity import service
-from yunguan.identity.roles import ROLE_NAMES, ROLES
-from yunguan.identity.schemas import TenantCreate, TenantUpdate, UserCreate
+from yunguan.identity.roles import PLATFORM_ADMIN, ROLE_NAMES, ROLES
+from yunguan.identity.schemas import GroupCreate, TenantCreate, TenantUpdate, UserCreate
 from yunguan.identity.scope import Principal
 from yunguan.web.portal import page_principal, render, same_origin
+from yunguan.workflows import engine
+from yunguan.workflows.tenant_delete import KIND as TENANT_DELETE
 from yunguan.workflows.tenant_delete import request_deletion
 
 router = APIRouter(include_in_schema=False)
-TREE_LIMIT = PageParams(limit=1000)
+ALL = PageParams(limit=1000)
+Panel = Callable[..., Response]
+FormText = Annotated[str, Form(max_length=300)]
 
 
 def _message(exc: Exception) -> str:
@@ -26,99 +32,118 @@ def _message(exc: Exception) -> str:
     return exc.detail if isinstance(exc, Problem) else str(exc)
 
 
-def _tree(request: Request, principal: Principal) -> list[dict]:
-    """Visible tenants as nested dicts; a tenant whose parent is hidden is a top node."""
-    with request.app.state.db.session(write=False) as session:
-        tenants, _ = service.list_tenants(session, principal, TREE_LIMIT)
-    nodes = {t.id: {"tenant": t, "children": []} for t in tenants}
-    tops = []
-    for tenant in tenants:
-        parent = nodes.get(tenant.parent_id or "")
-        (parent["children"] if parent else tops).append(nodes[tenant.id])
-    return tops
-
-
-def _tenants_panel(
-    request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
-) -> Response:
-    tree = _tree(request, principal)
-    flat = []
-
-    def walk(nodes: list[dict], depth: int) -> None:
-        for node in nodes:
-            flat.append((node["tenant"], depth))
-            walk(node["children"], depth + 1)
-
-    walk(tree, 0)
-    response = render(
-        request,
-        "tenants_panel.html",
-        principal,
-        tree=tree,
-        choices=flat,
-        error=error,
-        notice=notice,
-    )
+def _panel(request: Request, template: str, principal: Principal, status: int, **context):
+    response = render(request, template, principal, **context)
     response.status_code = status
     return response
 
 
-@router.get("/tenants", response_class=HTMLResponse)
-def tenants_page(request: Request) -> Response:
-    return _page(request, page_principal(request), "tenants.html", _tenants_panel)
-
-
-def _page(request: Request, principal: Principal, template: str, panel) -> Response:
+def _page(request: Request, template: str, panel: Panel) -> Response:
     """A full page around a panel; HTMX requests get the panel alone."""
+    principal = page_principal(request)
     inner = panel(request, principal)
     if request.headers.get("hx-request"):
         return inner
     return render(request, template, principal, panel=inner.body.decode())
 
 
+def _submit(request: Request, panel: Panel, change: Callable[[Session, Principal], str]):
+    """Run a form's change in one transaction; answer its panel with a notice or the error."""
+    principal = page_principal(request)
+    same_origin(request)
+    try:
+        with request.app.state.db.session() as session:
+            notice = change(session, principal)
+    except (Problem, ValidationError) as exc:
+        status = exc.status if isinstance(exc, Problem) else 422
+        return panel(request, principal, error=_message(exc), status=status)
+    return panel(request, principal, notice=notice)
+
+
+# --- tenants -------------------------------------------------------------------------------
+
+
+def _tenants_panel(
+    request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
+) -> Response:
+    """Visible tenants as a tree; a tenant whose parent is hidden is a top node."""
+    with request.app.state.db.session(write=False) as session:
+        tenants, _ = service.list_tenants(session, principal, ALL)
+    nodes = {t.id: {"tenant": t, "children": []} for t in tenants}
+    tops = []
+    for tenant in tenants:
+        parent = nodes.get(tenant.parent_id or "")
+        (parent["children"] if parent else tops).append(nodes[tenant.id])
+    ordered: list = []
+
+    def walk(level: list[dict], depth: int) -> None:
+        for node in level:
+            ordered.append((node["tenant"], depth))
+            walk(node["children"], depth + 1)
+
+    walk(tops, 0)
+    return _panel(
+        request,
+        "tenants_panel.html",
+        principal,
+        status,
+        tree=tops,
+        choices=ordered,
+        error=error,
+        notice=notice,
+    )
+
+
+@router.get("/tenants", response_class=HTMLResponse)
+def tenants_page(request: Request) -> Response:
+    return _page(request, "tenants.html", _tenants_panel)
+
+
 @router.post("/tenants/new", name="tenant.create")
 def tenant_create(
     request: Request,
-    name: Annotated[str, Form(max_length=200)],
-    parent_id: Annotated[str, Form(max_length=64)],
+    name: FormText,
+    parent_id: FormText,
     description: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    principal = page_principal(request)
-    same_origin(request)
-    try:
+    def change(session: Session, principal: Principal) -> str:
         data = TenantCreate(name=name, parent_id=parent_id, description=description)
-        with request.app.state.db.session() as session:
-            created = service.create_tenant(session, principal, data)
-    except (Problem, ValidationError) as exc:
-        return _tenants_panel(request, principal, error=_message(exc), status=422)
-    return _tenants_panel(request, principal, notice=f"Created tenant “{created.name}”.")
+        return f"Created tenant “{service.create_tenant(session, principal, data).name}”."
+
+    return _submit(request, _tenants_panel, change)
 
 
 @router.post("/tenants/{tenant_id}/rename", name="tenant.update")
-def tenant_rename(
-    request: Request, tenant_id: str, name: Annotated[str, Form(max_length=200)]
-) -> Response:
-    principal = page_principal(request)
-    same_origin(request)
-    try:
-        with request.app.state.db.session() as session:
-            service.update_tenant(session, principal, tenant_id, TenantUpdate(name=name))
-    except (Problem, ValidationError) as exc:
-        return _tenants_panel(request, principal, error=_message(exc), status=422)
-    return _tenants_panel(request, principal, notice=f"Renamed to “{name}”.")
+def tenant_rename(request: Request, tenant_id: str, name: FormText) -> Response:
+    def change(session: Session, principal: Principal) -> str:
+        service.update_tenant(session, principal, tenant_id, TenantUpdate(name=name))
+        return f"Renamed to “{name}”."
+
+    return _submit(request, _tenants_panel, change)
+
+
+@router.post("/tenants/{tenant_id}/move", name="tenant.move")
+def tenant_move(request: Request, tenant_id: str, parent_id: FormText) -> Response:
+    def change(session: Session, principal: Principal) -> str:
+        moved = service.move_tenant(session, principal, tenant_id, parent_id)
+        return f"Moved “{moved.name}”."
+
+    return _submit(request, _tenants_panel, change)
 
 
 @router.post("/tenants/{tenant_id}/delete", name="tenant.delete")
 def tenant_delete(request: Request, tenant_id: str) -> Response:
-    principal = page_principal(request)
-    same_origin(request)
-    try:
-        tenant, operation = request_deletion(request.app.state.db, principal, tenant_id)
-    except Problem as exc:
-        return _tenants_panel(request, principal, error=_message(exc), status=exc.status)
-    return _tenants_panel(
-        request, principal, notice=f"Deleting “{tenant.name}” (operation {operation.id})."
-    )
+    queued: list[str] = []
+
+    def change(session: Session, principal: Principal) -> str:
+        tenant, operation = request_deletion(session, principal, tenant_id)
+        queued.append(operation.id)
+        return f"Deleting “{tenant.name}” (operation {operation.id})."
+
+    response = _submit(request, _tenants_panel, change)
+    for operation_id in queued:  # committed by now
+        engine.submit(operation_id, TENANT_DELETE)
+    return response
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -129,43 +154,39 @@ def _users_panel(
 ) -> Response:
     tenant_filter = request.query_params.get("tenant_id") or None
     with request.app.state.db.session(write=False) as session:
-        users, _ = service.list_users(session, principal, TREE_LIMIT, tenant_id=tenant_filter)
-        tenants, _ = service.list_tenants(session, principal, TREE_LIMIT)
-    names = {t.id: t.name for t in tenants}
-    grantable = [r for r in ROLE_NAMES if r != "platform-admin" or principal.is_platform_admin]
-    response = render(
+        users, _ = service.list_users(session, principal, ALL, tenant_id=tenant_filter)
+        tenants, _ = service.list_tenants(session, principal, ALL)
+    grantable = [r for r in ROLE_NAMES if r != PLATFORM_ADMIN or principal.is_platform_admin]
+    return _panel(
         request,
         "users_panel.html",
         principal,
+        status,
         users=users,
         tenants=tenants,
-        tenant_names=names,
+        tenant_names={t.id: t.name for t in tenants},
         roles=grantable,
         error=error,
         notice=notice,
         tenant_filter=tenant_filter,
     )
-    response.status_code = status
-    return response
 
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request) -> Response:
-    return _page(request, page_principal(request), "users.html", _users_panel)
+    return _page(request, "users.html", _users_panel)
 
 
 @router.post("/users/new", name="user.create")
 def user_create(
     request: Request,
-    username: Annotated[str, Form(max_length=200)],
-    password: Annotated[str, Form(max_length=300)],
-    tenant_id: Annotated[str, Form(max_length=64)],
+    username: FormText,
+    password: FormText,
+    tenant_id: FormText,
     roles: Annotated[list[str] | None, Form()] = None,
-    display_name: Annotated[str, Form(max_length=200)] = "",
+    display_name: FormText = "",
 ) -> Response:
-    principal = page_principal(request)
-    same_origin(request)
-    try:
+    def change(session: Session, principal: Principal) -> str:
         data = UserCreate(
             username=username,
             password=password,
@@ -173,31 +194,104 @@ def user_create(
             roles=roles or ["member"],
             display_name=display_name,
         )
-        with request.app.state.db.session() as session:
-            user = service.create_user(session, principal, data, request.app.state.settings)
-    except (Problem, ValidationError) as exc:
-        return _users_panel(request, principal, error=_message(exc), status=422)
-    return _users_panel(request, principal, notice=f"Created user “{user.username}”.")
+        user = service.create_user(session, principal, data, request.app.state.settings)
+        return f"Created user “{user.username}”."
+
+    return _submit(request, _users_panel, change)
+
+
+USER_ACTIONS = {
+    "disable": "disabled",
+    "enable": "enabled",
+    "unlock": "unlocked",
+    "delete": "deleted",
+}
 
 
 @router.post("/users/{user_id}/{action}", name="user.action")
 def user_action(request: Request, user_id: str, action: str) -> Response:
-    principal = page_principal(request)
-    same_origin(request)
     audit.note(action=f"user.{action}")
-    try:
-        with request.app.state.db.session() as session:
-            if action == "delete":
-                service.delete_user(session, principal, user_id)
-            elif action in ("disable", "enable", "unlock"):
-                service.change_user_state(session, principal, user_id, action)
-            else:
-                raise Problem(f"unknown action {action}")
-    except Problem as exc:
-        return _users_panel(request, principal, error=_message(exc), status=exc.status)
-    return _users_panel(
-        request, principal, notice=f"User {action}d." if action != "unlock" else "User unlocked."
+
+    def change(session: Session, principal: Principal) -> str:
+        if action not in USER_ACTIONS:
+            raise Problem(f"unknown action {action}")
+        if action == "delete":
+            service.delete_user(session, principal, user_id)
+        else:
+            service.change_user_state(session, principal, user_id, action)
+        return f"User {USER_ACTIONS[action]}."
+
+    return _submit(request, _users_panel, change)
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+def _groups_panel(
+    request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
+) -> Response:
+    with request.app.state.db.session(write=False) as session:
+        groups, _ = service.list_groups(session, principal, ALL)
+        members = service.group_member_ids(session, [g.id for g in groups])
+        tenants, _ = service.list_tenants(session, principal, ALL)
+        users, _ = service.list_users(session, principal, ALL)
+    return _panel(
+        request,
+        "groups_panel.html",
+        principal,
+        status,
+        groups=groups,
+        members=members,
+        tenants=tenants,
+        users=users,
+        tenant_names={t.id: t.name for t in tenants},
+        usernames={u.id: u.username for u in users},
+        roles=[r for r in ROLE_NAMES if r != PLATFORM_ADMIN],
+        error=error,
+        notice=notice,
     )
+
+
+@router.get("/groups", response_class=HTMLResponse)
+def groups_page(request: Request) -> Response:
+    return _page(request, "groups.html", _groups_panel)
+
+
+@router.post("/groups/new", name="group.create")
+def group_create(
+    request: Request,
+    name: FormText,
+    tenant_id: FormText,
+    roles: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    def change(session: Session, principal: Principal) -> str:
+        data = GroupCreate(name=name, tenant_id=tenant_id, roles=roles or [])
+        return f"Created group “{service.create_group(session, principal, data).name}”."
+
+    return _submit(request, _groups_panel, change)
+
+
+@router.post("/groups/{group_id}/members", name="group.membership")
+def group_members(
+    request: Request,
+    group_id: str,
+    user_id: FormText,
+    action: Annotated[str, Form(pattern="^(add-member|remove-member)$")],
+):
+    def change(session: Session, principal: Principal) -> str:
+        group = service.change_membership(session, principal, group_id, action, user_id)
+        return f"{'Added to' if action == 'add-member' else 'Removed from'} “{group.name}”."
+
+    return _submit(request, _groups_panel, change)
+
+
+@router.post("/groups/{group_id}/delete", name="group.delete")
+def group_delete(request: Request, group_id: str) -> Response:
+    def change(session: Session, principal: Principal) -> str:
+        service.delete_group(session, principal, group_id)
+        return "Group deleted."
+
+    return _submit(request, _groups_panel, change)
 
 
 # --- audit log, roles ----------------------------------------------------------------------
@@ -240,5 +334,5 @@ def audit_page(
 @router.get("/roles", response_class=HTMLResponse)
 def roles_page(request: Request) -> Response:
     principal = page_principal(request)
-    roles = [{"name": n, **{k: v for k, v in spec.items()}} for n, spec in ROLES.items()]
+    roles = [{"name": name, **spec} for name, spec in ROLES.items()]
     return render(request, "roles.html", principal, roles=roles)

@@ -45,6 +45,8 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
         mine.append({"href": "/tenants", "label": "Tenants"})
     if principal.can("user:read"):
         mine.append({"href": "/users", "label": "Users"})
+    if principal.can("group:read"):
+        mine.append({"href": "/groups", "label": "Groups"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:

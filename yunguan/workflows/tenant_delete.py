@@ -10,15 +10,15 @@ members may be gone, so it takes nothing new) and can be deleted again. Never st
 """
 
 from dbos import DBOS
+from sqlalchemy.orm import Session
 
 from yunguan.core import audit
-from yunguan.core.db import Database, get_database
+from yunguan.core.db import get_database
 from yunguan.core.errors import Conflict
 from yunguan.core.faults import fault_point
 from yunguan.identity import service as identity
 from yunguan.identity.models import Tenant
 from yunguan.identity.scope import Principal
-from yunguan.workflows import engine
 from yunguan.workflows.models import Operation
 from yunguan.workflows.service import advance, create_operation, load
 
@@ -113,19 +113,18 @@ def delete_tenant(operation_id: str) -> str:
 
 
 def request_deletion(
-    db: Database, principal: Principal, tenant_id: str
+    session: Session, principal: Principal, tenant_id: str
 ) -> tuple[Tenant, Operation]:
-    """Mark the tenant ``deleting``, record the operation, and queue the workflow."""
-    with db.session() as session:
-        tenant = identity.begin_tenant_deletion(session, principal, tenant_id)
-        operation = create_operation(
-            session,
-            kind=KIND,
-            tenant_id=tenant.parent_id or tenant.id,
-            target_type="tenant",
-            target_id=tenant.id,
-            requested_by=principal.user_id,
-            params={"username": principal.username, "tenant_id": principal.tenant_id},
-        )
-    engine.submit(operation.id, KIND)
+    """Mark the tenant ``deleting`` and record the operation. The caller commits, then
+    queues the workflow with ``engine.submit(operation.id, KIND)``."""
+    tenant = identity.begin_tenant_deletion(session, principal, tenant_id)
+    operation = create_operation(
+        session,
+        kind=KIND,
+        tenant_id=tenant.parent_id or tenant.id,
+        target_type="tenant",
+        target_id=tenant.id,
+        requested_by=principal.user_id,
+        params={"username": principal.username, "tenant_id": principal.tenant_id},
+    )
     return tenant, operation
