@@ -5,14 +5,18 @@ from tests.support.api import ADMIN_PASSWORD, Api
 ORIGIN = {"origin": "http://testserver"}
 
 
-def test_form_posts_must_come_from_this_site(client, admin: Api, root_id: str) -> None:
-    login = client.post(
+def _portal_login(client) -> None:
+    answer = client.post(
         "/login",
         data={"username": "admin", "password": ADMIN_PASSWORD},
         headers=ORIGIN,
         follow_redirects=False,
     )
-    assert login.status_code == 303
+    assert answer.status_code == 303
+
+
+def test_form_posts_must_come_from_this_site(client, admin: Api, root_id: str) -> None:
+    _portal_login(client)
     form = {"name": "via-form", "parent_id": root_id}
     assert client.post("/tenants/new", data=form).status_code == 403
     foreign = client.post("/tenants/new", data=form, headers={"origin": "http://evil.example"})
@@ -27,16 +31,6 @@ def test_pages_need_a_session(client) -> None:
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
     htmx = client.get("/users", headers={"hx-request": "true"}, follow_redirects=False)
     assert htmx.status_code == 401 and htmx.headers["hx-redirect"] == "/login"
-
-
-def _portal_login(client) -> None:
-    answer = client.post(
-        "/login",
-        data={"username": "admin", "password": ADMIN_PASSWORD},
-        headers=ORIGIN,
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303
 
 
 def test_move_a_tenant_from_the_tree(client, admin: Api, root_id: str) -> None:
