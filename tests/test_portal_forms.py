@@ -72,3 +72,14 @@ def test_groups_page_creates_groups_and_manages_members(client, admin: Api, root
     assert refused.status_code == 422
     deleted = client.post(f"/groups/{group['id']}/delete", headers=ORIGIN)
     assert "Group deleted." in deleted.text
+
+
+def test_behind_a_proxy_the_public_url_is_the_origin(client, app, root_id: str) -> None:
+    _portal_login(client)
+    app.state.settings = app.state.settings.model_copy(
+        update={"public_url": "https://cloud.example.com"}
+    )
+    form = {"name": "proxied", "parent_id": root_id}
+    assert client.post("/tenants/new", data=form, headers=ORIGIN).status_code == 403
+    public = {"origin": "https://cloud.example.com"}
+    assert client.post("/tenants/new", data=form, headers=public).status_code == 200

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     """DBOS system database; defaults to the application database."""
 
     token_ttl_seconds: int = 3600
+    public_url: str | None = None
+    """The address users reach the portal at, when a proxy in front rewrites ``Host``."""
     max_body_bytes: int = 1024 * 1024
     lockout_threshold: int = 5
     lockout_seconds: int = 900

@@ -72,7 +72,9 @@ def same_origin(request: Request) -> None:
     """Refuse form posts that do not show they come from this site (browsers send Origin on
     every POST); defence in depth beside the SameSite cookie."""
     origin = request.headers.get("origin") or request.headers.get("referer")
-    if not origin or urlsplit(origin).netloc != request.url.netloc:
+    public_url = request.app.state.settings.public_url
+    expected = urlsplit(public_url).netloc if public_url else request.url.netloc
+    if not origin or urlsplit(origin).netloc != expected:
         raise Forbidden("cross-site or origin-less form post refused", code="cross-site")
 
 
