@@ -14,8 +14,3 @@ def set_clock(source: Callable[[], datetime] | None) -> None:
     """Install a clock (a callable returning an aware UTC datetime); None restores the real one."""
     global _now
     _now = source or (lambda: datetime.now(UTC))
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
