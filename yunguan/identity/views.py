@@ -38,13 +38,15 @@ def _panel(request: Request, template: str, principal: Principal, status: int, *
     return response
 
 
-def _page(request: Request, template: str, panel: Panel) -> Response:
+def _page(request: Request, title: str, panel: Panel, intro: str = "") -> Response:
     """A full page around a panel; HTMX requests get the panel alone."""
     principal = page_principal(request)
     inner = panel(request, principal)
     if request.headers.get("hx-request"):
         return inner
-    return render(request, template, principal, panel=inner.body.decode())
+    return render(
+        request, "panel_page.html", principal, title=title, intro=intro, panel=inner.body.decode()
+    )
 
 
 def _submit(request: Request, panel: Panel, change: Callable[[Session, Principal], str]):
@@ -96,7 +98,7 @@ def _tenants_panel(
 
 @router.get("/tenants", response_class=HTMLResponse)
 def tenants_page(request: Request) -> Response:
-    return _page(request, "tenants.html", _tenants_panel)
+    return _page(request, "Tenants", _tenants_panel)
 
 
 @router.post("/tenants/new", name="tenant.create")
@@ -174,7 +176,7 @@ def _users_panel(
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request) -> Response:
-    return _page(request, "users.html", _users_panel)
+    return _page(request, "Users", _users_panel)
 
 
 @router.post("/users/new", name="user.create")
@@ -254,7 +256,12 @@ def _groups_panel(
 
 @router.get("/groups", response_class=HTMLResponse)
 def groups_page(request: Request) -> Response:
-    return _page(request, "groups.html", _groups_panel)
+    return _page(
+        request,
+        "Groups",
+        _groups_panel,
+        "A group grants its roles to every member, in the member's own tenant subtree.",
+    )
 
 
 @router.post("/groups/new", name="group.create")
