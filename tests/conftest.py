@@ -12,7 +12,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from tests.support.api import ADMIN_PASSWORD, Api
 from tests.support.pgcluster import create_database
@@ -75,10 +75,26 @@ def migrated(settings: Settings) -> dict[str, str]:
 def _wipe(db: Database, keep_user: str) -> None:
     from yunguan.core.audit import AuditEvent
     from yunguan.core.idempotency import IdempotencyRecord
+    from yunguan.inventory import models as inventory
+    from yunguan.scheduler import models as scheduler
     from yunguan.workflows.models import Operation
 
     with db.session() as session:
         for model in (AuditEvent, IdempotencyRecord, Operation, GroupMember, Group):
+            session.execute(delete(model))
+        session.execute(update(inventory.Cluster).values(primary_pool_id=None))
+        for model in (
+            scheduler.Claim,
+            scheduler.PlacementGroup,
+            scheduler.PlacementPolicy,
+            inventory.Host,
+            inventory.StoragePool,
+            inventory.Cluster,
+            inventory.Pod,
+            inventory.ZoneAccess,
+            inventory.Zone,
+            inventory.Region,
+        ):
             session.execute(delete(model))
         session.execute(delete(Token))
         session.execute(delete(User).where(User.id != keep_user))

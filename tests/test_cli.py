@@ -82,3 +82,111 @@ def test_tenant_delete_waits_for_the_operation(run, root_id: str) -> None:
 def test_logout_forgets_the_token(run) -> None:
     run("logout")
     run("whoami", expect=2)
+
+
+def test_inventory_and_placement_commands(run, root_id: str, tmp_path) -> None:
+    region = _json(run("region", "create", "east", "-o", "json"))
+    zone = _json(run("zone", "create", "east-1", "--region", region["id"], "-o", "json"))
+    pod = _json(run("pod", "create", "rack-1", "--zone", zone["id"], "-o", "json"))
+    cluster = _json(
+        run("cluster", "create", "kvm-a", "--pod", pod["id"], "--cpu-overcommit", "2", "-o", "json")
+    )
+    assert cluster["cpu_overcommit"] == "2.0000000000" or float(cluster["cpu_overcommit"]) == 2
+    hosts = [
+        _json(
+            run(
+                "host",
+                "create",
+                f"node-{n}",
+                "--cluster",
+                cluster["id"],
+                "--cores",
+                "8",
+                "--memory-mb",
+                "32768",
+                "--disk-gb",
+                "500",
+                "--trait",
+                "ssd",
+                "-o",
+                "json",
+            )
+        )
+        for n in range(2)
+    ]
+    assert hosts[0]["vcpu_limit"] == 16 and hosts[0]["traits"] == ["ssd"]
+    listed = _json(run("host", "list", "--filter", f"cluster_id={cluster['id']}", "-o", "json"))
+    assert [h["name"] for h in listed] == ["node-0", "node-1"]
+
+    policy = _json(
+        run(
+            "placement-policy",
+            "create",
+            "dense",
+            "--strategy",
+            "pack",
+            "--zone",
+            zone["id"],
+            "-o",
+            "json",
+        )
+    )
+    request = ["--tenant", root_id, "--vcpus", "4", "--memory-mb", "8192", "--trait", "ssd"]
+    answer = run("placement", "dry-run", *request)
+    assert "pack: node-0" in answer and "capacity" in answer
+    first = _json(run("placement", "claim", *request, "--consumer", "i-cli", "-o", "json"))
+    second = _json(run("placement", "claim", *request, "-o", "json"))
+    assert first["host_id"] == second["host_id"] == hosts[0]["id"]
+    run("placement-policy", "set-strategy", policy["id"], "spread")
+    third = _json(run("placement", "claim", *request, "-o", "json"))
+    assert third["host_id"] == hosts[1]["id"]
+    too_big = run(
+        "placement", "claim", "--tenant", root_id, "--vcpus", "64", "--memory-mb", "1", expect=1
+    )
+    assert "no-valid-host" in too_big and "capacity removed 2" in too_big
+
+    capacity = run("zone", "capacity", zone["id"])
+    assert "12/32" in capacity and "rack-1" in capacity
+    held = _json(run("placement", "claims", "--host", hosts[0]["id"], "-o", "json"))
+    assert {c["id"] for c in held} == {first["id"], second["id"]}
+    run("host", "maintenance", hosts[1]["id"])
+    plan = run("host", "evacuation-plan", hosts[0]["id"])
+    assert "incomplete" in plan and "state removed 2" in plan
+    run("host", "enable", hosts[1]["id"])
+    assert "complete" in run("host", "evacuation-plan", hosts[0]["id"])
+    report = _json(run("placement", "rebalance-report", "--threshold", "0.2", "-o", "json"))
+    assert report["overloaded"][0]["host_id"] == hosts[0]["id"]
+
+    pool = _json(
+        run(
+            "storage-pool",
+            "create",
+            "local",
+            "--kind",
+            "secondary",
+            "--zone",
+            zone["id"],
+            "--source",
+            tmp_path.as_uri(),
+            "-o",
+            "json",
+        )
+    )
+    refreshed = _json(run("storage-pool", "refresh", pool["id"], "-o", "json"))
+    assert refreshed["total_gb"] > 0
+    run("placement", "release", first["id"])
+    assert "deleted" in run("storage-pool", "delete", pool["id"])
+    group = _json(
+        run(
+            "placement-group",
+            "create",
+            "web",
+            "--tenant",
+            root_id,
+            "--policy",
+            "anti-affinity",
+            "-o",
+            "json",
+        )
+    )
+    assert group["host_ids"] == []

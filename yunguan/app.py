@@ -22,6 +22,8 @@ from yunguan.core.middleware import (
 )
 from yunguan.identity.api import router as identity_router
 from yunguan.identity.credentials import TokenSigner
+from yunguan.inventory.api import router as inventory_router
+from yunguan.scheduler.api import router as scheduler_router
 from yunguan.web import portal
 from yunguan.workflows import engine
 from yunguan.workflows.api import router as operations_router
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
         )
 
     app.include_router(identity_router, prefix=API_PREFIX)
+    app.include_router(inventory_router, prefix=API_PREFIX)
+    app.include_router(scheduler_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     portal.mount(app)
 

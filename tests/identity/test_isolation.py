@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import topology
 from tests.support.api import Api
 from yunguan.core import audit
 from yunguan.core.ids import new_id
@@ -48,14 +49,29 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     },
     ("GET", "/audit-events/{event_id}"): None,
     ("GET", "/operations/{operation_id}"): None,
+    ("GET", "/placement-groups/{placement_group_id}"): None,
+    ("DELETE", "/placement-groups/{placement_group_id}"): None,
 }
-NOT_TENANT_OWNED = {("GET", "/roles/{role_name}")}
+# Infrastructure: only for platform administrators (403 for everyone else, whose tenant
+# owns none of it). Zones are readable by the tenants that may use them (tests/inventory).
+_NOUNS = ("regions", "zones", "pods", "clusters", "hosts", "storage-pools", "placement-policies")
+INFRASTRUCTURE = {
+    (method, f"/{noun}/{{item_id}}") for noun in _NOUNS for method in ("GET", "PATCH", "DELETE")
+} - {("GET", "/zones/{item_id}")}
+INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:5]} | {
+    ("POST", "/storage-pools/{item_id}/actions"),
+    ("GET", "/hosts/{item_id}/evacuation-plan"),
+    ("GET", "/placement/claims/{claim_id}"),
+    ("DELETE", "/placement/claims/{claim_id}"),
+}
+NOT_TENANT_OWNED = {("GET", "/roles/{role_name}"), ("GET", "/zones/{item_id}")} | INFRASTRUCTURE
 PARAM_TO_OBJECT = {
     "tenant_id": "tenant",
     "user_id": "user",
     "group_id": "group",
     "event_id": "event",
     "operation_id": "operation",
+    "placement_group_id": "placement_group",
 }
 
 
@@ -68,6 +84,10 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
     b_user = admin.user(b["id"], "b-member")
     b_child = admin.tenant(b["id"], "b-child")
     b_group = admin.ok(admin.post("/groups", {"name": "g", "tenant_id": b["id"]}), 201)
+    b_placement_group = admin.ok(
+        admin.post("/placement-groups", {"name": "pg", "tenant_id": b["id"], "policy": "affinity"}),
+        201,
+    )
     from yunguan.workflows import service as operations
 
     with db.session() as session:
@@ -90,6 +110,7 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         "tenant": b["id"],
         "user": b_user["id"],
         "group": b_group["id"],
+        "placement_group": b_placement_group["id"],
         "event": event.id,
         "operation": operation.id,
         "b_child": b_child["id"],
@@ -104,6 +125,17 @@ def test_every_member_route_is_covered(app) -> None:
         for method in operations
     }
     assert routes == set(MEMBER_ROUTES) | NOT_TENANT_OWNED
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(INFRASTRUCTURE))
+def test_infrastructure_is_for_platform_administrators(
+    two_tenants: dict[str, Any], admin: Api, method: str, template: str
+) -> None:
+    topology.datacentre(admin, hosts=1)
+    path = template.replace("{item_id}", "x-1").replace("{claim_id}", "x-1")
+    body = {"action": "refresh"} if path.endswith("/actions") else {}
+    answer = two_tenants["caller"].call(method, path, json=body if method != "GET" else None)
+    assert answer.status_code == 403, answer.text
 
 
 @pytest.mark.parametrize(("method", "template"), sorted(MEMBER_ROUTES))

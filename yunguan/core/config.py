@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,20 @@ class Settings(BaseSettings):
     fault_points: str = ""
     """Fault injection for tests: ``point=crash,other=sleep:2``."""
     log_level: str = "INFO"
+    storage_refresh_minutes: int = Field(default=5, ge=5, le=1440)
+    """How often storage pools are re-measured: minutes dividing an hour, or whole hours."""
+
+    @field_validator("storage_refresh_minutes")
+    @classmethod
+    def _fits_a_clock(cls, minutes: int) -> int:
+        if (minutes < 60 and 60 % minutes) or (minutes >= 60 and minutes % 60):
+            raise ValueError("use minutes that divide an hour (5, 10, 15, 20, 30) or whole hours")
+        return minutes
+
+    @property
+    def storage_refresh_cron(self) -> str:
+        minutes = self.storage_refresh_minutes
+        return f"*/{minutes} * * * *" if minutes < 60 else f"0 */{minutes // 60} * * *"
 
     @property
     def resolved_database_url(self) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import Select, false, select
 from sqlalchemy.orm import Session
 
 from yunguan.core.errors import Forbidden, NotFound
+from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity.models import Tenant
 from yunguan.identity.roles import PLATFORM_ADMIN, permissions_of
 
@@ -80,3 +81,27 @@ def get_writable(
     row = get_visible(session, model, ident, principal, f"{noun}:read")
     require(principal, f"{noun}:write")
     return row
+
+
+def get_permitted(
+    session: Session, model: type[M], ident: str, principal: Principal, permission: str, noun: str
+) -> M:
+    """A row no tenant owns (infrastructure): the principal needs ``permission`` (else 403)."""
+    require(principal, permission)
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(f"{noun} {ident} not found")
+    return row
+
+
+def list_permitted(
+    session: Session,
+    principal: Principal,
+    model: Any,
+    permission: str,
+    page: PageParams,
+    **filters: Any,
+) -> tuple[list[Any], str | None]:
+    """Rows no tenant owns, filtered by equality, one page at a time."""
+    require(principal, permission)
+    return paginate(session, where_equal(select(model), model, **filters), model.id, page)

@@ -1,5 +1,6 @@
 """Identity: tenants, users, groups, logins. The only code that writes these tables."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,6 +141,12 @@ def list_tenants(
 
 def get_tenant(session: Session, principal: Principal, tenant_id: str) -> Tenant:
     return get_visible(session, Tenant, tenant_id, principal, "tenant:read")
+
+
+def tenant_paths(session: Session, tenant_ids: Iterable[str]) -> dict[str, str]:
+    """Tree positions of tenants, for code acting on their behalf (no principal)."""
+    rows = session.execute(select(Tenant.id, Tenant.path).where(Tenant.id.in_(set(tenant_ids))))
+    return dict(rows.all())
 
 
 def update_tenant(

@@ -1,7 +1,9 @@
 """Deleting a tenant: a durable workflow, so a crash half-way never leaves it half-deleted.
 
-Steps: re-check that the tenant is empty, revoke its users' tokens, remove its groups,
-memberships and users, then remove the tenant and write the audit event. Each step is
+Steps: re-check that the tenant is empty (no sub-tenants, no placement claims), revoke its
+users' tokens, remove its groups, memberships and users (its zone grants, placement groups
+and policies go with it), then remove the tenant and write the audit event. Each step is
+
 idempotent and retried on transient errors; DBOS replays finished steps from their
 checkpoints after a restart. A step that keeps failing fails the operation: before any
 token was revoked the tenant is given back (``active``); after, it is ``delete-failed`` (its
@@ -19,11 +21,22 @@ from yunguan.core.faults import fault_point
 from yunguan.identity import service as identity
 from yunguan.identity.models import Tenant
 from yunguan.identity.scope import Principal
+from yunguan.scheduler import service as scheduler
 from yunguan.workflows.models import Operation
 from yunguan.workflows.service import advance, create_operation, load
 
 KIND = "tenant.delete"
 step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
+
+
+def check_empty(session: Session, tenant: Tenant) -> None:
+    """Nothing may live in a deleted tenant: no sub-tenants (identity), no placements."""
+    identity.check_deletable(session, tenant)
+    held = scheduler.count_tenant_claims(session, tenant.id)
+    if held:
+        raise Conflict(
+            f"tenant {tenant.id} still holds {held} placement claim(s)", code="tenant-not-empty"
+        )
 
 
 @step
@@ -34,8 +47,8 @@ def _recheck_empty(operation_id: str, tenant_id: str) -> str:
         if tenant is None:
             return "gone"
         try:
-            identity.check_deletable(session, tenant)
-        except Conflict as exc:  # a sub-tenant appeared: give the tenant back
+            check_empty(session, tenant)
+        except Conflict as exc:  # something appeared in it: give the tenant back
             tenant.state = "active"
             return exc.detail
     return "ok"
@@ -118,6 +131,7 @@ def request_deletion(
     """Mark the tenant ``deleting`` and record the operation. The caller commits, then
     queues the workflow with ``engine.submit(operation.id, KIND)``."""
     tenant = identity.begin_tenant_deletion(session, principal, tenant_id)
+    check_empty(session, tenant)
     operation = create_operation(
         session,
         kind=KIND,

@@ -1,0 +1,85 @@
+"""The five routes of a plain collection, for domains whose nouns all behave alike
+(list with filters, create, read, update, delete), so each noun is one call, not five
+copies of the same functions."""
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel
+
+from yunguan.core.api import Filter, ResourceId, problem_responses
+from yunguan.core.deps import DbSession
+from yunguan.core.pagination import Page, Pages
+from yunguan.identity.deps import CurrentPrincipal
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A noun's service functions and schemas."""
+
+    noun: str  # singular, as in audit actions: "storage-pool"
+    path: str  # the collection: "/storage-pools"
+    out: type[BaseModel]
+    create_schema: type[BaseModel]
+    update_schema: type[BaseModel]
+    list: Callable[..., tuple[list[Any], str | None]]
+    create: Callable[..., Any]
+    get: Callable[..., Any]
+    update: Callable[..., Any]
+    delete: Callable[..., None]
+    filters: Sequence[str] = ()
+
+
+def _filter_params(names: Sequence[str]) -> Callable[..., dict[str, Any]]:
+    def collect(**given: Any) -> dict[str, Any]:
+        return given
+
+    collect.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Filter)
+            for n in names
+        ]
+    )
+    return collect
+
+
+def add_collection(router: APIRouter, c: Collection) -> None:
+    path, tag, name = c.path, c.path.strip("/"), c.noun
+    member = f"{path}/{{item_id}}"
+    Out, Create, Update = c.out, c.create_schema, c.update_schema
+    Filters = Annotated[dict[str, Any], Depends(_filter_params(c.filters))]
+    writes = problem_responses(403, 409)
+
+    @router.get(path, response_model=Page[Out], tags=[tag], name=f"{name}.list")  # type: ignore[valid-type]
+    def list_items(session: DbSession, principal: CurrentPrincipal, page: Pages, filters: Filters):
+        rows, cursor = c.list(session, principal, page, **filters)
+        return Page(items=[Out.model_validate(r) for r in rows], next_cursor=cursor)
+
+    @router.post(
+        path,
+        response_model=Out,
+        status_code=201,
+        tags=[tag],
+        name=f"{name}.create",
+        responses=writes,
+    )
+    def create_item(session: DbSession, principal: CurrentPrincipal, body: Create):  # type: ignore[valid-type]
+        return c.create(session, principal, body)
+
+    @router.get(member, response_model=Out, tags=[tag], name=f"{name}.get")
+    def get_item(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
+        return c.get(session, principal, item_id)
+
+    @router.patch(member, response_model=Out, tags=[tag], name=f"{name}.update", responses=writes)
+    def update_item(
+        session: DbSession, principal: CurrentPrincipal, item_id: ResourceId, body: Update
+    ):  # type: ignore[valid-type]
+        return c.update(session, principal, item_id, body)
+
+    @router.delete(member, status_code=204, tags=[tag], name=f"{name}.delete", responses=writes)
+    def delete_item(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
+        c.delete(session, principal, item_id)
+        return Response(status_code=204)
