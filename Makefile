@@ -27,6 +27,8 @@ lint: test-deps
 bench: test-deps
 	scripts/system-deps.sh bench
 	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.api
+	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.scheduler
+
 
 runtime: $(VENV)/.runtime assets
 test-deps: $(VENV)/.test assets

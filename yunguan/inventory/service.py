@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import Row, case, delete, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,10 +70,12 @@ def touch(session: Session) -> None:
         session.flush()
 
 
+_GENERATION = select(InventoryGeneration.epoch, InventoryGeneration.generation)
+
+
 def generation(session: Session) -> tuple[str, int]:
     """(epoch, counter): the epoch tells a recreated row from the one a cache saw."""
-    row = session.execute(select(InventoryGeneration.epoch, InventoryGeneration.generation))
-    found = row.one_or_none()
+    found = session.execute(_GENERATION).one_or_none()
     return (found[0], found[1]) if found else ("", 0)
 
 
@@ -597,69 +599,100 @@ def placement_zones(session: Session) -> list[tuple[str, bool, list[str]]]:
     return [(z, visibility == "public", granted[z]) for z, visibility in zones]
 
 
+# The claim path runs these hundreds of times a second: statements built once, in Core
+# (no ORM bookkeeping), with parameters named apart from the columns they change.
+_h, _p = Host.__table__.c, StoragePool.__table__.c
+_USAGE = (_h.id, _h.state, _h.used_vcpus, _h.used_memory_mb, _h.used_disk_gb, _h.used_gpus)
+_USAGE += (_h.claims,)
+_TAKE = (
+    update(Host.__table__)
+    .where(
+        _h.id == bindparam("p_host"),
+        _h.state == "enabled",
+        _h.used_vcpus + bindparam("p_vcpus") <= _h.vcpu_limit,
+        _h.used_memory_mb + bindparam("p_memory") <= _h.memory_limit_mb,
+        _h.used_disk_gb + bindparam("p_disk") <= _h.disk_limit_gb,
+        _h.used_gpus + bindparam("p_gpus") <= _h.gpus,
+    )
+    .values(
+        used_vcpus=_h.used_vcpus + bindparam("p_vcpus"),
+        used_memory_mb=_h.used_memory_mb + bindparam("p_memory"),
+        used_disk_gb=_h.used_disk_gb + bindparam("p_disk"),
+        used_gpus=_h.used_gpus + bindparam("p_gpus"),
+        claims=_h.claims + bindparam("p_count"),
+    )
+    .returning(*_USAGE)
+)
+_TAKE_WHOLE = (
+    update(Host.__table__)
+    .where(_h.id == bindparam("p_host"), _h.state == "enabled", _h.claims == 0)
+    .values(
+        used_vcpus=_h.vcpu_limit,
+        used_memory_mb=_h.memory_limit_mb,
+        used_disk_gb=_h.disk_limit_gb,
+        used_gpus=_h.gpus,
+        claims=1,
+    )
+    .returning(*_USAGE)
+)
+_GIVE_BACK = (
+    update(Host.__table__)
+    .where(_h.id == bindparam("p_host"))
+    .values(
+        used_vcpus=_h.used_vcpus - bindparam("p_vcpus"),
+        used_memory_mb=_h.used_memory_mb - bindparam("p_memory"),
+        used_disk_gb=_h.used_disk_gb - bindparam("p_disk"),
+        used_gpus=_h.used_gpus - bindparam("p_gpus"),
+        claims=_h.claims - bindparam("p_count"),
+    )
+    .returning(*_USAGE)
+)
+_TAKE_POOL = (
+    update(StoragePool.__table__)
+    .where(_p.id == bindparam("p_pool"), _p.allocated_gb + bindparam("p_gb") <= _p.limit_gb)
+    .values(allocated_gb=_p.allocated_gb + bindparam("p_gb"))
+    .returning(_p.allocated_gb)
+)
+_GIVE_BACK_POOL = (
+    update(StoragePool.__table__)
+    .where(_p.id == bindparam("p_pool"))
+    .values(allocated_gb=_p.allocated_gb - bindparam("p_gb"))
+    .returning(_p.allocated_gb)
+)
+
+
+def _amounts(host_id: str, amounts: Sequence[int]) -> dict[str, Any]:
+    vcpus, memory, disk, gpus = amounts
+    return {
+        "p_host": host_id,
+        "p_vcpus": vcpus,
+        "p_memory": memory,
+        "p_disk": disk,
+        "p_gpus": gpus,
+        "p_count": 1,
+    }
+
+
 def take(session: Session, host_id: str, amounts: Sequence[int], whole: bool) -> Row | None:
     """Add ``amounts`` (vcpus, memory, local disk, gpus) to a host if it stays within its
     limits and is enabled — one conditional UPDATE, so concurrent claims cannot overfill it.
     ``whole`` takes a bare-metal node: only when it holds nothing, all of it."""
-    vcpus, memory, disk, gpus = amounts
-    stmt = update(Host).where(Host.id == host_id, Host.state == "enabled")
     if whole:
-        stmt = stmt.where(Host.claims == 0).values(
-            used_vcpus=Host.vcpu_limit,
-            used_memory_mb=Host.memory_limit_mb,
-            used_disk_gb=Host.disk_limit_gb,
-            used_gpus=Host.gpus,
-            claims=1,
-        )
-    else:
-        stmt = stmt.where(
-            Host.used_vcpus + vcpus <= Host.vcpu_limit,
-            Host.used_memory_mb + memory <= Host.memory_limit_mb,
-            Host.used_disk_gb + disk <= Host.disk_limit_gb,
-            Host.used_gpus + gpus <= Host.gpus,
-        ).values(
-            used_vcpus=Host.used_vcpus + vcpus,
-            used_memory_mb=Host.used_memory_mb + memory,
-            used_disk_gb=Host.used_disk_gb + disk,
-            used_gpus=Host.used_gpus + gpus,
-            claims=Host.claims + 1,
-        )
-    return session.execute(stmt.returning(*USAGE_COLUMNS)).one_or_none()
+        return session.execute(_TAKE_WHOLE, {"p_host": host_id}).one_or_none()
+    return session.execute(_TAKE, _amounts(host_id, amounts)).one_or_none()
 
 
 def give_back(session: Session, host_id: str, amounts: Sequence[int]) -> Row | None:
-    vcpus, memory, disk, gpus = amounts
-    stmt = (
-        update(Host)
-        .where(Host.id == host_id)
-        .values(
-            used_vcpus=Host.used_vcpus - vcpus,
-            used_memory_mb=Host.used_memory_mb - memory,
-            used_disk_gb=Host.used_disk_gb - disk,
-            used_gpus=Host.used_gpus - gpus,
-            claims=Host.claims - 1,
-        )
-    )
-    return session.execute(stmt.returning(*USAGE_COLUMNS)).one_or_none()
+    return session.execute(_GIVE_BACK, _amounts(host_id, amounts)).one_or_none()
 
 
 def take_pool(session: Session, pool_id: str, gb: int) -> int | None:
     """Allocate ``gb`` on a primary pool within its limit; the new allocation or None."""
-    return session.scalar(
-        update(StoragePool)
-        .where(StoragePool.id == pool_id, StoragePool.allocated_gb + gb <= StoragePool.limit_gb)
-        .values(allocated_gb=StoragePool.allocated_gb + gb)
-        .returning(StoragePool.allocated_gb)
-    )
+    return session.execute(_TAKE_POOL, {"p_pool": pool_id, "p_gb": gb}).scalar()
 
 
 def give_back_pool(session: Session, pool_id: str, gb: int) -> int | None:
-    return session.scalar(
-        update(StoragePool)
-        .where(StoragePool.id == pool_id)
-        .values(allocated_gb=StoragePool.allocated_gb - gb)
-        .returning(StoragePool.allocated_gb)
-    )
+    return session.execute(_GIVE_BACK_POOL, {"p_pool": pool_id, "p_gb": gb}).scalar()
 
 
 def host_names(session: Session, host_ids: Sequence[str]) -> dict[str, str]:

@@ -103,6 +103,13 @@ class HostTable:
 
         self.limit = [_ints(getattr(h, c) for h in hosts) for c in LIMITS]
         self.used = [np.zeros(len(hosts), dtype=np.int64) for _ in LIMITS]
+        self.free = [limit.copy() for limit in self.limit]
+        # 1 / limit of vcpus and memory, for utilisation scores without a division each time
+        self.inverse = [
+            np.divide(1.0, limit, out=np.zeros(len(hosts)), where=limit > 0)
+            for limit in self.limit[:2]
+        ]
+        self.gpu_free_host = self.limit[3] == 0
         self.claims = np.zeros(len(hosts), dtype=np.int64)
         self.enabled = np.zeros(len(hosts), dtype=bool)
         self.profile = np.stack([_ints(getattr(h, c) for h in hosts) for c in PROFILE], axis=1)
@@ -115,6 +122,9 @@ class HostTable:
 
         self.tenant_policy = {t: (s, p) for p, s, _, t in policies if t}
         self.zone_policy = {z: (s, p) for p, s, z, _ in policies if z}
+        with_policy = [zone_index[z] for z in self.zone_policy if z in zone_index]
+        self.in_policy_zone = np.isin(self.zone, with_policy)
+        self._visible: dict[str, np.ndarray] = {}
         self.set_usage(hosts)
 
     # --- keeping the picture current -------------------------------------------------------
@@ -127,6 +137,7 @@ class HostTable:
                 continue
             for n, column in enumerate(USED):
                 self.used[n][i] = getattr(row, column)
+                self.free[n][i] = self.limit[n][i] - self.used[n][i]
             self.claims[i] = row.claims
             self.enabled[i] = row.state == "enabled"
         self.synced_at = time.monotonic()
@@ -139,6 +150,7 @@ class HostTable:
         """A copy whose usage may be changed freely (what-if planning)."""
         twin = copy.copy(self)
         twin.used = [u.copy() for u in self.used]
+        twin.free = [f.copy() for f in self.free]
         twin.pool_allocated = self.pool_allocated.copy()
         twin.claims = self.claims.copy()
         return twin
@@ -148,6 +160,7 @@ class HostTable:
         disk = 0 if self.pooled[i] else demand.disk_gb
         for n, amount in enumerate((demand.vcpus, demand.memory_mb, disk, demand.gpus)):
             self.used[n][i] += sign * amount
+            self.free[n][i] -= sign * amount
         if self.pooled[i]:
             self.pool_allocated[self.pool[i]] += sign * demand.disk_gb
         self.claims[i] += sign
@@ -164,16 +177,19 @@ class HostTable:
 
     # --- deciding --------------------------------------------------------------------------
 
-    def strategy_for(self, tenant_path: str, zone_ids: Iterable[str]) -> tuple[str, str | None]:
-        """The deepest tenant policy on the path; else the policy of the zone the request
-        can land in (when every candidate zone has the same one); else the default."""
-        for tenant_id in reversed([t for t in tenant_path.split("/") if t]):
+    def strategy_for(self, demand: Demand, candidates: np.ndarray) -> tuple[str, str | None]:
+        """The deepest tenant policy on the requester's path; else the policy of the zone
+        the request names, or that every candidate zone shares; else the default."""
+        for tenant_id in reversed([t for t in demand.tenant_path.split("/") if t]):
             if tenant_id in self.tenant_policy:
                 return self.tenant_policy[tenant_id]
-        policies = {self.zone_policy.get(z) for z in zone_ids}
-        if len(policies) == 1 and None not in policies:
-            return policies.pop()  # type: ignore[return-value]
-        return DEFAULT_STRATEGY, None
+        if demand.zone_id is not None:
+            return self.zone_policy.get(demand.zone_id, (DEFAULT_STRATEGY, None))
+        if not self.zone_policy or (candidates & ~self.in_policy_zone).any():
+            return DEFAULT_STRATEGY, None
+        zones = {self.zone_ids[z] for z in np.unique(self.zone[candidates])}
+        policies = {self.zone_policy[z] for z in zones}
+        return policies.pop() if len(policies) == 1 else (DEFAULT_STRATEGY, None)
 
     def decide(self, demand: Demand, exclude: Iterable[str] = ()) -> Decision:
         decision = Decision(None, None, DEFAULT_STRATEGY, None)
@@ -191,15 +207,10 @@ class HostTable:
             decision.steps.append(Step(name, remaining, after))
             remaining = after
             if not after:
-                decision.strategy, decision.policy_id = self.strategy_for(
-                    demand.tenant_path, [demand.zone_id] if demand.zone_id else []
-                )
+                decision.strategy, decision.policy_id = self.strategy_for(demand, mask)
                 return decision
-        candidates = np.flatnonzero(mask)
-        zones = [self.zone_ids[z] for z in np.unique(self.zone[candidates])]
-        strategy, policy_id = self.strategy_for(demand.tenant_path, zones)
-        decision.strategy, decision.policy_id = strategy, policy_id
-        chosen = self._weigh(candidates, demand, strategy)
+        decision.strategy, decision.policy_id = self.strategy_for(demand, mask)
+        chosen = self._weigh(mask, demand, decision.strategy)
         decision.host, decision.host_id = chosen, self.ids[chosen]
         return decision
 
@@ -208,7 +219,7 @@ class HostTable:
         if demand.zone_id is not None:
             wanted = self.zone_ids.index(demand.zone_id) if demand.zone_id in self.zone_ids else -1
             yield "zone", lambda: self.zone == wanted
-        yield "zone-visibility", lambda: self._visible_zones(demand.tenant_path)[self.zone]
+        yield "zone-visibility", lambda: self._visible_hosts(demand.tenant_path)
         yield "hypervisor", lambda: self._hypervisor_ok(demand)
         if demand.traits:
             yield "traits", lambda: self._has_traits(demand.traits)
@@ -221,10 +232,17 @@ class HostTable:
         else:
             yield "capacity", lambda: self._fits(demand)
 
-    def _visible_zones(self, tenant_path: str) -> np.ndarray:
-        ancestors = {t for t in tenant_path.split("/") if t}
-        granted = np.array([bool(g & ancestors) for g in self.zone_grants], dtype=bool)
-        return self.zone_public | granted
+    def _visible_hosts(self, tenant_path: str) -> np.ndarray:
+        """Hosts in zones the tenant may use (remembered per tenant for this table)."""
+        visible = self._visible.get(tenant_path)
+        if visible is None:
+            ancestors = {t for t in tenant_path.split("/") if t}
+            granted = np.array([bool(g & ancestors) for g in self.zone_grants], dtype=bool)
+            visible = (self.zone_public | granted)[self.zone]
+            if len(self._visible) >= 1024:
+                self._visible.clear()
+            self._visible[tenant_path] = visible
+        return visible
 
     def _hypervisor_ok(self, demand: Demand) -> np.ndarray:
         if demand.baremetal is not None:
@@ -244,15 +262,14 @@ class HostTable:
         return on
 
     def _fits(self, demand: Demand) -> np.ndarray:
-        vcpus, memory, disk, gpus = (demand.vcpus, demand.memory_mb, demand.disk_gb, demand.gpus)
-        ok = self.used[0] + vcpus <= self.limit[0]
-        ok &= self.used[1] + memory <= self.limit[1]
-        if gpus:
-            ok &= self.used[3] + gpus <= self.limit[3]
-        if disk:
-            local = self.used[2] + disk <= self.limit[2]
+        ok = self.free[0] >= demand.vcpus
+        ok &= self.free[1] >= demand.memory_mb
+        if demand.gpus:
+            ok &= self.free[3] >= demand.gpus
+        if demand.disk_gb:
+            local = self.free[2] >= demand.disk_gb
             if self.pool_ids:
-                pool_ok = self.pool_allocated + disk <= self.pool_limit
+                pool_ok = self.pool_allocated + demand.disk_gb <= self.pool_limit
                 local = np.where(self.pooled, pool_ok[self.pool], local)
             ok &= local
         return ok
@@ -262,20 +279,19 @@ class HostTable:
         wanted = np.array([count, mhz, disks, disks * disk_size, memory], dtype=np.int64)
         return (self.profile == wanted).all(axis=1) & (self.claims == 0)
 
-    def _weigh(self, candidates: np.ndarray, demand: Demand, strategy: str) -> int:
-        """pack: the fullest host that still fits (best fit); spread: the emptiest."""
+    def _weigh(self, mask: np.ndarray, demand: Demand, strategy: str) -> int:
+        """pack: the fullest host that still fits (best fit); spread: the emptiest. Scores
+        are computed over every host and masked: contiguous arithmetic beats gathering."""
         if demand.baremetal is not None:
-            return int(candidates[0])
+            return int(np.argmax(mask))
         if not demand.gpus:  # keep GPU hosts for requests that need them, when we can
-            plain = candidates[self.limit[3][candidates] == 0]
-            candidates = plain if plain.size else candidates
-        score = np.zeros(candidates.size)
-        for n, amount in ((0, demand.vcpus), (1, demand.memory_mb)):
-            limit = self.limit[n][candidates]
-            after = self.used[n][candidates] + amount
-            score += np.divide(after, limit, out=np.ones(candidates.size), where=limit > 0)
-        best = np.argmax(score) if strategy == "pack" else np.argmin(score)
-        return int(candidates[best])
+            plain = mask & self.gpu_free_host
+            mask = plain if plain.any() else mask
+        score = (self.used[0] + demand.vcpus) * self.inverse[0]
+        score += (self.used[1] + demand.memory_mb) * self.inverse[1]
+        if strategy == "pack":
+            return int(np.argmax(np.where(mask, score, -np.inf)))
+        return int(np.argmin(np.where(mask, score, np.inf)))
 
 
 LIMITS = ("vcpu_limit", "memory_limit_mb", "disk_limit_gb", "gpus")

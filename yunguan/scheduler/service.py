@@ -12,11 +12,12 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
+from yunguan.core.clock import now
 from yunguan.core.errors import Conflict
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
@@ -142,14 +143,21 @@ def _demand(
     )
 
 
-def _decide(session: Session, table: HostTable, demand: Demand, exclude=()) -> Decision:
-    """Decide; before answering "no valid host", look again at what other processes freed."""
-    with table.lock:
-        decision = table.decide(demand, exclude)
-    if decision.host is None and time.monotonic() - table.synced_at > 0.5:
-        _resync(session, table)
+def _decide(
+    session: Session, table: HostTable, demand: Demand, exclude=(), reserve: bool = False
+) -> Decision:
+    """Decide; before answering "no valid host", look again at what other processes freed.
+    ``reserve`` books the demand on the chosen host in the table at once, so this process's
+    other schedulers look elsewhere instead of racing for the same row."""
+    for attempt in (1, 2):
         with table.lock:
             decision = table.decide(demand, exclude)
+            if decision.host is not None and reserve:
+                table.add(decision.host, demand)
+        stale = time.monotonic() - table.synced_at > 0.5
+        if decision.host is not None or attempt == 2 or not stale:
+            return decision
+        _resync(session, table)
     return decision
 
 
@@ -190,21 +198,17 @@ def claim(session: Session, principal: Principal, data: ClaimCreate) -> Claim:
     table = host_table(session)
     tried: set[str] = set()
     for attempt in range(MAX_ATTEMPTS):
-        decision = _decide(session, table, demand, tried)
+        decision = _decide(session, table, demand, tried, reserve=True)
         if decision.host_id is None:
             raise _no_valid_host(session, decision)
         taken = _take(session, table, decision.host, demand)
-        if taken is None:  # someone else got there first: our picture is behind
-            if attempt:
-                _resync(session, table)
-                tried.clear()
-            else:
-                tried.add(decision.host_id)
-                _resync(session, table, [decision.host_id])
+        if taken is None:  # another process got there first: our picture is behind
+            tried.add(decision.host_id)
+            _resync(session, table, None if attempt >= 3 else [decision.host_id])
             continue
 
         pool_id, amounts = taken
-        row = Claim(
+        row = Claim(  # written in Core below; the object only carries the answer
             id=new_id("clm"),
             host_id=decision.host_id,
             pool_id=pool_id,
@@ -216,16 +220,19 @@ def claim(session: Session, principal: Principal, data: ClaimCreate) -> Claim:
             disk_gb=amounts[2],
             gpus=amounts[3],
             baremetal=data.baremetal is not None,
+            created_at=now(),
         )
-        session.add(row)
         try:
-            with session.begin_nested():
-                session.flush()
-        except IntegrityError:
+            session.execute(_INSERT_CLAIM, {c: getattr(row, c) for c in _CLAIM_COLUMNS})
+        except IntegrityError:  # the transaction is lost: the caller's rollback undoes _take
             raise Conflict(f"{data.consumer_id} already holds a claim", code="duplicate-consumer")
         audit.note(target_type="claim", target_id=row.id, tenant_id=data.tenant_id)
         return row
     raise Conflict("other placements kept taking the chosen hosts; try again", code="contention")
+
+
+_INSERT_CLAIM = insert(Claim.__table__)
+_CLAIM_COLUMNS = tuple(c.key for c in Claim.__table__.columns)
 
 
 def _take(
