@@ -83,3 +83,58 @@ def test_behind_a_proxy_the_public_url_is_the_origin(client, app, root_id: str) 
     assert client.post("/tenants/new", data=form, headers=ORIGIN).status_code == 403
     public = {"origin": "https://cloud.example.com"}
     assert client.post("/tenants/new", data=form, headers=public).status_code == 200
+
+
+def test_infrastructure_pages_build_a_data_centre_and_place(
+    client, admin: Api, root_id: str
+) -> None:
+    _portal_login(client)
+    assert "No regions yet" in client.get("/infrastructure").text
+
+    def post(path: str, **form) -> str:
+        answer = client.post(path, data=form, headers=ORIGIN)
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+    assert "Created region “east”." in post("/infrastructure/regions", name="east")
+    region = admin.ok(admin.get("/regions"))["items"][0]
+    post("/infrastructure/zones", name="east-1", region_id=region["id"])
+    zone = admin.ok(admin.get("/zones"))["items"][0]
+    assert zone["visibility"] == "public"
+    post("/infrastructure/pods", name="rack-1", zone_id=zone["id"])
+    pod = admin.ok(admin.get("/pods"))["items"][0]
+    text = post(
+        "/infrastructure/clusters",
+        name="kvm-1",
+        pod_id=pod["id"],
+        hypervisor="kvm",
+        cpu_overcommit="2",
+        memory_overcommit="1",
+    )
+    assert "kvm-1" in text and "overcommit cpu 2, memory 1" in text
+    bad = client.post(
+        "/infrastructure/clusters",
+        data={"name": "x", "pod_id": pod["id"], "hypervisor": "kvm", "cpu_overcommit": "lots"},
+        headers=ORIGIN,
+    )
+    assert bad.status_code == 422 and "cpu_overcommit" in bad.text
+    cluster = admin.ok(admin.get("/clusters"))["items"][0]
+    hosts_url = f"/infrastructure/clusters/{cluster['id']}"
+    added = post(
+        f"{hosts_url}/hosts", name="node-1", cpu_cores="8", memory_mb="16384", traits="ssd"
+    )
+    assert "Created host “node-1”." in added and "0 / 16" in added
+    host = admin.ok(admin.get("/hosts"))["items"][0]
+    assert host["traits"] == ["ssd"]
+
+    answer = post("/placement/dry-run", tenant_id=root_id, vcpus="4", memory_mb="4096")
+    assert "spread: <strong>node-1</strong>" in answer
+    post("/placement/policies", name="dense", strategy="pack", scope=f"zone:{zone['id']}")
+    answer = post("/placement/dry-run", tenant_id=root_id, vcpus="4", memory_mb="4096")
+    assert "pack: <strong>node-1</strong>" in answer
+    state = post(f"{hosts_url}/hosts/{host['id']}", state="maintenance")
+    assert "is now maintenance" in state
+    refused = post("/placement/dry-run", tenant_id=root_id, vcpus="4", memory_mb="4096")
+    assert "no valid host: state removed 1" in refused
+    topology = client.get("/infrastructure").text
+    assert "0/1 hosts" in topology and 'data-node="' + cluster["id"] + '"' in topology

@@ -1,4 +1,5 @@
-"""``yunguan serve --demo``: a small organisation to click through on first start."""
+"""``yunguan serve --demo``: a small organisation and a simulated data centre to click
+through on first start."""
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -7,7 +8,13 @@ from yunguan.core.config import Settings
 from yunguan.core.ids import new_id
 from yunguan.identity import credentials
 from yunguan.identity.models import Tenant, User
+from yunguan.identity.roles import PLATFORM_ADMIN
+from yunguan.identity.scope import Principal
 from yunguan.identity.service import bootstrap_user, ensure_root_tenant
+from yunguan.inventory import schemas
+from yunguan.inventory import service as inventory
+from yunguan.scheduler import service as scheduler
+from yunguan.scheduler.schemas import PolicyCreate
 
 DEMO_ADMIN = ("admin", "Yunguan-Demo-2026")
 DEMO_PASSWORD = "Demo-Passw0rd!"
@@ -48,4 +55,68 @@ def seed(session: Session, settings: Settings) -> bool:
             plant(tenant, grandchildren)
 
     plant(root, TREE)
+    session.flush()
+    _datacentre(session, settings, root)
     return True
+
+
+def _datacentre(session: Session, settings: Settings, root: Tenant) -> None:
+    """One region; a public zone (KVM with overcommit, a GPU host, bare metal) that packs,
+    and a zone private to the industrial park; a primary pool measured on the data dir."""
+    operator = Principal("u-demo", "demo", root.id, root.path, frozenset({PLATFORM_ADMIN}))
+    park = session.scalars(select(Tenant).where(Tenant.name == "Industrial Park Authority")).one()
+    region = inventory.create_region(session, operator, schemas.RegionCreate(name="cn-east"))
+    public = inventory.create_zone(
+        session, operator, schemas.ZoneCreate(name="east-1a", region_id=region.id)
+    )
+    park_zone = inventory.create_zone(
+        session,
+        operator,
+        schemas.ZoneCreate(
+            name="park-1", region_id=region.id, visibility="private", tenant_ids=[park.id]
+        ),
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for zone, clusters in ((public, DEMO_CLUSTERS), (park_zone, DEMO_CLUSTERS[:1])):
+        pod = inventory.create_pod(
+            session, operator, schemas.PodCreate(name="rack-01", zone_id=zone.id)
+        )
+        for name, hypervisor, cpu, hosts in clusters:
+            cluster = inventory.create_cluster(
+                session,
+                operator,
+                schemas.ClusterCreate(
+                    name=name, pod_id=pod.id, hypervisor=hypervisor, cpu_overcommit=cpu
+                ),
+            )
+            inventory.insert_hosts(
+                session,
+                [
+                    {**spec, "name": f"{zone.name}-{name}-{n:02d}", "cluster_id": cluster.id}
+                    for n, spec in enumerate(hosts)
+                ],
+            )
+    inventory.create_pool(
+        session,
+        operator,
+        schemas.StoragePoolCreate(
+            name="east-1a-images",
+            kind="secondary",
+            zone_id=public.id,
+            source=settings.data_dir.resolve().as_uri(),
+        ),
+    )
+    scheduler.create_policy(
+        session,
+        operator,
+        PolicyCreate(name="east-1a packs", strategy="pack", zone_id=public.id),
+    )
+
+
+_KVM = {"cpu_sockets": 2, "cpu_cores": 32, "cpu_mhz": 2600, "memory_mb": 262144, "disk_gb": 4000}
+_METAL = {**_KVM, "cpu_cores": 48, "memory_mb": 393216, "disk_count": 2, "disk_gb": 2 * 1920}
+DEMO_CLUSTERS = [
+    ("kvm-general", "kvm", 4, [{**_KVM, "traits": ["ssd"]} for _ in range(12)]),
+    ("kvm-gpu", "kvm", 2, [{**_KVM, "gpus": 4, "traits": ["ssd", "gpu-a100"]} for _ in range(2)]),
+    ("metal", "baremetal", 1, [{**_METAL, "bmc_address": f"10.20.0.{n}"} for n in range(4)]),
+]

@@ -143,3 +143,34 @@ def test_groups_and_move_in_the_browser(page, live_admin: Api, root_id: str) -> 
     node.locator("text=Move here").first.click()
     page.wait_for_selector("text=Moved “Team”.")
     assert live_admin.ok(live_admin.get(f"/tenants/{team['id']}"))["parent_id"] == other["id"]
+
+
+def test_topology_capacity_and_dry_run_in_the_browser(page, live_admin: Api, root_id: str) -> None:
+    from tests.support import topology
+
+    dc = topology.datacentre(live_admin, hosts=2, cpu_overcommit=2)
+    live_admin.ok(live_admin.post("/placement/claims", topology.vm(root_id, vcpus=8)), 201)
+    login(page, "admin", ADMIN_PASSWORD)
+    page.click("nav.side >> text=Infrastructure")
+    page.wait_for_url("**/infrastructure")
+    cluster = page.locator(f"[data-node='{dc['cluster']['id']}']")
+    assert "2/2 hosts" in cluster.inner_text() and "8/64" in cluster.inner_text()
+    page.click("summary:has-text('New region')")
+    page.fill("#topology-panel form[hx-post='/infrastructure/regions'] input[name=name]", "west")
+    page.click("text=Create region")
+    page.wait_for_selector("text=Created region “west”.")
+
+    page.click(f"a:has-text('{dc['cluster']['name']}')")
+    page.wait_for_selector("#hosts")
+    host = dc["hosts"][0]
+    page.click(f"[data-host='{host['id']}'] >> text=Maintenance")
+    page.wait_for_selector(f"text=Host “{host['name']}” is now maintenance.")
+    assert live_admin.ok(live_admin.get(f"/hosts/{host['id']}"))["state"] == "maintenance"
+
+    page.click("nav.side >> text=Placement")
+    page.wait_for_url("**/placement")
+    page.fill("input[name=vcpus]", "4")
+    page.click("text=Dry run")
+    page.wait_for_selector("#verdict")
+    verdict = page.locator("#verdict").inner_text()
+    assert dc["hosts"][1]["name"] in verdict and "state" in verdict

@@ -1,11 +1,9 @@
 """Portal pages of the identity domain: tenant tree, users, groups, audit log, roles."""
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
@@ -15,51 +13,12 @@ from yunguan.identity import service
 from yunguan.identity.roles import PLATFORM_ADMIN, ROLE_NAMES, ROLES
 from yunguan.identity.schemas import GroupCreate, TenantCreate, TenantUpdate, UserCreate
 from yunguan.identity.scope import Principal
-from yunguan.web.portal import page_principal, render, same_origin
+from yunguan.web.portal import ALL, FormText, page, page_principal, panel, render, submit
 from yunguan.workflows import engine
 from yunguan.workflows.tenant_delete import KIND as TENANT_DELETE
 from yunguan.workflows.tenant_delete import request_deletion
 
 router = APIRouter(include_in_schema=False)
-ALL = PageParams(limit=1000)
-Panel = Callable[..., Response]
-FormText = Annotated[str, Form(max_length=300)]
-
-
-def _message(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return exc.detail if isinstance(exc, Problem) else str(exc)
-
-
-def _panel(request: Request, template: str, principal: Principal, status: int, **context):
-    response = render(request, template, principal, **context)
-    response.status_code = status
-    return response
-
-
-def _page(request: Request, title: str, panel: Panel, intro: str = "") -> Response:
-    """A full page around a panel; HTMX requests get the panel alone."""
-    principal = page_principal(request)
-    inner = panel(request, principal)
-    if request.headers.get("hx-request"):
-        return inner
-    return render(
-        request, "panel_page.html", principal, title=title, intro=intro, panel=inner.body.decode()
-    )
-
-
-def _submit(request: Request, panel: Panel, change: Callable[[Session, Principal], str]):
-    """Run a form's change in one transaction; answer its panel with a notice or the error."""
-    principal = page_principal(request)
-    same_origin(request)
-    try:
-        with request.app.state.db.session() as session:
-            notice = change(session, principal)
-    except (Problem, ValidationError) as exc:
-        status = exc.status if isinstance(exc, Problem) else 422
-        return panel(request, principal, error=_message(exc), status=status)
-    return panel(request, principal, notice=notice)
 
 
 # --- tenants -------------------------------------------------------------------------------
@@ -84,7 +43,7 @@ def _tenants_panel(
             walk(node["children"], depth + 1)
 
     walk(tops, 0)
-    return _panel(
+    return panel(
         request,
         "tenants_panel.html",
         principal,
@@ -98,7 +57,7 @@ def _tenants_panel(
 
 @router.get("/tenants", response_class=HTMLResponse)
 def tenants_page(request: Request) -> Response:
-    return _page(request, "Tenants", _tenants_panel)
+    return page(request, "Tenants", _tenants_panel)
 
 
 @router.post("/tenants/new", name="tenant.create")
@@ -112,7 +71,7 @@ def tenant_create(
         data = TenantCreate(name=name, parent_id=parent_id, description=description)
         return f"Created tenant “{service.create_tenant(session, principal, data).name}”."
 
-    return _submit(request, _tenants_panel, change)
+    return submit(request, _tenants_panel, change)
 
 
 @router.post("/tenants/{tenant_id}/rename", name="tenant.update")
@@ -121,7 +80,7 @@ def tenant_rename(request: Request, tenant_id: str, name: FormText) -> Response:
         service.update_tenant(session, principal, tenant_id, TenantUpdate(name=name))
         return f"Renamed to “{name}”."
 
-    return _submit(request, _tenants_panel, change)
+    return submit(request, _tenants_panel, change)
 
 
 @router.post("/tenants/{tenant_id}/move", name="tenant.move")
@@ -130,7 +89,7 @@ def tenant_move(request: Request, tenant_id: str, parent_id: FormText) -> Respon
         moved = service.move_tenant(session, principal, tenant_id, parent_id)
         return f"Moved “{moved.name}”."
 
-    return _submit(request, _tenants_panel, change)
+    return submit(request, _tenants_panel, change)
 
 
 @router.post("/tenants/{tenant_id}/delete", name="tenant.delete")
@@ -142,7 +101,7 @@ def tenant_delete(request: Request, tenant_id: str) -> Response:
         queued.append(operation.id)
         return f"Deleting “{tenant.name}” (operation {operation.id})."
 
-    response = _submit(request, _tenants_panel, change)
+    response = submit(request, _tenants_panel, change)
     for operation_id in queued:  # committed by now
         engine.submit(operation_id, TENANT_DELETE)
     return response
@@ -159,7 +118,7 @@ def _users_panel(
         users, _ = service.list_users(session, principal, ALL, tenant_id=tenant_filter)
         tenants, _ = service.list_tenants(session, principal, ALL)
     grantable = [r for r in ROLE_NAMES if r != PLATFORM_ADMIN or principal.is_platform_admin]
-    return _panel(
+    return panel(
         request,
         "users_panel.html",
         principal,
@@ -176,7 +135,7 @@ def _users_panel(
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request) -> Response:
-    return _page(request, "Users", _users_panel)
+    return page(request, "Users", _users_panel)
 
 
 @router.post("/users/new", name="user.create")
@@ -199,7 +158,7 @@ def user_create(
         user = service.create_user(session, principal, data, request.app.state.settings)
         return f"Created user “{user.username}”."
 
-    return _submit(request, _users_panel, change)
+    return submit(request, _users_panel, change)
 
 
 USER_ACTIONS = {
@@ -223,7 +182,7 @@ def user_action(request: Request, user_id: str, action: str) -> Response:
             service.change_user_state(session, principal, user_id, action)
         return f"User {USER_ACTIONS[action]}."
 
-    return _submit(request, _users_panel, change)
+    return submit(request, _users_panel, change)
 
 
 # --- groups --------------------------------------------------------------------------------
@@ -237,7 +196,7 @@ def _groups_panel(
         members = service.group_member_ids(session, [g.id for g in groups])
         tenants, _ = service.list_tenants(session, principal, ALL)
         users, _ = service.list_users(session, principal, ALL)
-    return _panel(
+    return panel(
         request,
         "groups_panel.html",
         principal,
@@ -256,7 +215,7 @@ def _groups_panel(
 
 @router.get("/groups", response_class=HTMLResponse)
 def groups_page(request: Request) -> Response:
-    return _page(
+    return page(
         request,
         "Groups",
         _groups_panel,
@@ -275,7 +234,7 @@ def group_create(
         data = GroupCreate(name=name, tenant_id=tenant_id, roles=roles or [])
         return f"Created group “{service.create_group(session, principal, data).name}”."
 
-    return _submit(request, _groups_panel, change)
+    return submit(request, _groups_panel, change)
 
 
 @router.post("/groups/{group_id}/members", name="group.membership")
@@ -289,7 +248,7 @@ def group_members(
         group = service.change_membership(session, principal, group_id, action, user_id)
         return f"{'Added to' if action == 'add-member' else 'Removed from'} “{group.name}”."
 
-    return _submit(request, _groups_panel, change)
+    return submit(request, _groups_panel, change)
 
 
 @router.post("/groups/{group_id}/delete", name="group.delete")
@@ -298,7 +257,7 @@ def group_delete(request: Request, group_id: str) -> Response:
         service.delete_group(session, principal, group_id)
         return "Group deleted."
 
-    return _submit(request, _groups_panel, change)
+    return submit(request, _groups_panel, change)
 
 
 # --- audit log, roles ----------------------------------------------------------------------

@@ -5,8 +5,9 @@ as the API's, carried in an HttpOnly, SameSite=Lax cookie; form posts must also 
 this origin.
 """
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
@@ -15,8 +16,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from yunguan.core.errors import Forbidden, Problem, Unauthorized
+from yunguan.core.pagination import PageParams
 from yunguan.identity import service
 from yunguan.identity.credentials import SESSION_COOKIE
 from yunguan.identity.deps import get_signer, resolve
@@ -24,7 +27,9 @@ from yunguan.identity.schemas import TokenRequest
 from yunguan.identity.scope import Principal
 
 WEB = Path(__file__).resolve().parent
-TEMPLATE_DIRS = [WEB / "templates", WEB.parent / "identity" / "templates"]
+TEMPLATE_DIRS = [WEB / "templates"] + [
+    WEB.parent / domain / "templates" for domain in ("identity", "inventory", "scheduler")
+]
 
 templates = Jinja2Templates(
     env=Environment(
@@ -51,6 +56,8 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
         platform = [
+            {"href": "/infrastructure", "label": "Infrastructure"},
+            {"href": "/placement", "label": "Placement"},
             {"href": "/roles", "label": "Roles"},
             {"href": "/api/v1/docs", "label": "API reference"},
         ]
@@ -85,6 +92,48 @@ def render(request: Request, template: str, principal: Principal | None, **conte
         "path": request.url.path,
     }
     return templates.TemplateResponse(request, template, context)
+
+
+ALL = PageParams(limit=1000)
+Panel = Callable[..., Response]
+FormText = Annotated[str, Form(max_length=300)]
+
+
+def message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return exc.detail if isinstance(exc, Problem) else str(exc)
+
+
+def panel(request: Request, template: str, principal: Principal, status: int, **context):
+    """A part of a page that forms replace with HTMX; ``status`` carries a form's error."""
+    response = render(request, template, principal, **context)
+    response.status_code = status
+    return response
+
+
+def page(request: Request, title: str, panel_of: Panel, intro: str = "") -> Response:
+    """A full page around a panel; HTMX requests get the panel alone."""
+    principal = page_principal(request)
+    inner = panel_of(request, principal)
+    if request.headers.get("hx-request"):
+        return inner
+    return render(
+        request, "panel_page.html", principal, title=title, intro=intro, panel=inner.body.decode()
+    )
+
+
+def submit(request: Request, panel_of: Panel, change: Callable[[Session, Principal], str]):
+    """Run a form's change in one transaction; answer its panel with a notice or the error."""
+    principal = page_principal(request)
+    same_origin(request)
+    try:
+        with request.app.state.db.session() as session:
+            notice = change(session, principal)
+    except (Problem, ValidationError) as exc:
+        status = exc.status if isinstance(exc, Problem) else 422
+        return panel_of(request, principal, error=message(exc), status=status)
+    return panel_of(request, principal, notice=notice)
 
 
 router = APIRouter(include_in_schema=False)
@@ -151,10 +200,13 @@ def dashboard(request: Request) -> Response:
 
 def mount(app: FastAPI) -> None:
     from yunguan.identity.views import router as identity_pages
+    from yunguan.inventory.views import router as inventory_pages
+    from yunguan.scheduler.views import router as scheduler_pages
 
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.include_router(router)
-    app.include_router(identity_pages)
+    for pages in (identity_pages, inventory_pages, scheduler_pages):
+        app.include_router(pages)
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, _exc: LoginRequired) -> Response:

@@ -1,0 +1,27 @@
+"""``serve --demo`` seeds an organisation and a data centre the scheduler can place into."""
+
+from sqlalchemy import func, select
+
+from tests.conftest import new_database_url
+from yunguan.core.config import Settings
+from yunguan.core.db import Database
+from yunguan.core.migrate import upgrade
+from yunguan.demo import seed
+from yunguan.inventory.models import Host, StoragePool
+from yunguan.scheduler.models import PlacementPolicy
+
+
+def test_demo_seeds_a_data_centre_once(tmp_path) -> None:
+    db = Database(new_database_url(tmp_path))
+    settings = Settings(data_dir=tmp_path / "data", password_min_length=8)
+    upgrade(db)
+    with db.session() as session:
+        assert seed(session, settings)
+    with db.session() as session:
+        assert not seed(session, settings)  # a second start changes nothing
+        hosts = session.scalars(select(Host)).all()
+        assert len(hosts) == 30 and sum(h.gpus for h in hosts) == 8
+        assert session.scalar(select(func.count()).select_from(PlacementPolicy)) == 1
+        pool = session.scalars(select(StoragePool)).one()
+        assert pool.source == (tmp_path / "data").resolve().as_uri()
+    db.dispose()
