@@ -187,8 +187,7 @@ def test_pool_refresh_recounts_allocations_and_runs_on_a_schedule(
     with db.session() as session:  # drift, as if a crash had lost an update
         session.execute(update(StoragePool).values(allocated_gb=7))
 
-    with db.session() as session:
-        assert scheduler.refresh_pools(session) == 1
+    assert scheduler.refresh_pools(db) == 1
     assert admin.ok(admin.get(f"/storage-pools/{pool['id']}"))["allocated_gb"] == 40
     assert Settings(storage_refresh_minutes=10).storage_refresh_cron == "*/10 * * * *"
     assert Settings(storage_refresh_minutes=120).storage_refresh_cron == "0 */2 * * *"

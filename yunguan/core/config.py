@@ -32,13 +32,17 @@ class Settings(BaseSettings):
     """Fault injection for tests: ``point=crash,other=sleep:2``."""
     log_level: str = "INFO"
     storage_refresh_minutes: int = Field(default=5, ge=5, le=1440)
-    """How often storage pools are re-measured: minutes dividing an hour, or whole hours."""
+    """How often storage pools are re-measured: minutes dividing an hour, or hours dividing a
+    day (the schedule is a cron expression, so the runs stay evenly spaced)."""
 
     @field_validator("storage_refresh_minutes")
     @classmethod
     def _fits_a_clock(cls, minutes: int) -> int:
-        if (minutes < 60 and 60 % minutes) or (minutes >= 60 and minutes % 60):
-            raise ValueError("use minutes that divide an hour (5, 10, 15, 20, 30) or whole hours")
+        hours, rest = divmod(minutes, 60)
+        if (minutes < 60 and 60 % minutes) or (minutes >= 60 and (rest or 24 % hours)):
+            raise ValueError(
+                "use minutes that divide an hour (5, 10, 15, 20, 30) or hours that divide a day"
+            )
         return minutes
 
     @property

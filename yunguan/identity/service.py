@@ -13,7 +13,7 @@ from yunguan.core.audit import AuditEvent
 from yunguan.core.clock import now
 from yunguan.core.config import Settings
 from yunguan.core.db import Database
-from yunguan.core.errors import BadRequest, Conflict, Forbidden, Locked, Unauthorized
+from yunguan.core.errors import BadRequest, Conflict, Forbidden, Locked, NotFound, Unauthorized
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import credentials
@@ -141,6 +141,20 @@ def list_tenants(
 
 def get_tenant(session: Session, principal: Principal, tenant_id: str) -> Tenant:
     return get_visible(session, Tenant, tenant_id, principal, "tenant:read")
+
+
+def tenant_for_new_resource(session: Session, principal: Principal, tenant_id: str) -> Tenant:
+    """A tenant something new may be created in: visible to the principal and active. Its
+    row stays share-locked until the caller commits, so a deletion that starts meanwhile
+    waits, then finds what was created (and refuses)."""
+    stmt = restrict(select(Tenant).where(Tenant.id == tenant_id), Tenant, principal, "tenant:read")
+    tenant = session.scalars(
+        stmt.with_for_update(read=True).execution_options(populate_existing=True)
+    ).one_or_none()
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    _require_active(tenant)
+    return tenant
 
 
 def tenant_paths(session: Session, tenant_ids: Iterable[str]) -> dict[str, str]:

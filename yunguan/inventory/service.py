@@ -65,9 +65,8 @@ def touch(session: Session) -> None:
         .where(InventoryGeneration.id == 1)
         .values(generation=InventoryGeneration.generation + 1)
     )
-    if bumped.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(InventoryGeneration(id=1, epoch=new_id("gen"), generation=1))
-        session.flush()
+    if bumped.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError("the inventory generation row is missing: run 'yunguan db upgrade'")
 
 
 _GENERATION = select(InventoryGeneration.epoch, InventoryGeneration.generation)
@@ -90,14 +89,18 @@ def _list(
 
 
 def _save(session: Session, row: Any) -> Any:
-    """Flush a new or changed row; a taken name is a 409, not a 500."""
+    """Flush a new or changed row; a taken name is a 409, not a 500. Callers query before
+    they change a row, so nothing flushes it earlier, outside this ``try``."""
+    noun, name, ident = NOUNS[type(row)], row.name, row.id
     session.add(row)
     try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"a {NOUNS[type(row)]} named '{row.name}' already exists", code="duplicate")
-    audit.note(target_type=NOUNS[type(row)].replace(" ", "-"), target_id=row.id)
+        session.flush()
+    except IntegrityError:  # the request's transaction is lost; nothing is written
+        raise Conflict(
+            f"a {noun} named '{name}' already exists, or what it refers to is gone",
+            code="duplicate",
+        )
+    audit.note(target_type=noun.replace(" ", "-"), target_id=ident)
     touch(session)
     return row
 
@@ -225,9 +228,9 @@ def list_zones(session: Session, principal: Principal, page: PageParams, **filte
 def update_zone(session: Session, principal: Principal, zone_id: str, data: ZoneUpdate) -> Zone:
     zone = _get(session, principal, Zone, zone_id)
     require(principal, WRITE)
-    _apply(zone, data, skip=["tenant_ids"])
     if data.tenant_ids is not None:
         _set_access(session, principal, zone, data.tenant_ids)
+    _apply(zone, data, skip=["tenant_ids"])
     return _with_grants(session, principal, [_save(session, zone)])[0]
 
 
@@ -265,12 +268,12 @@ def delete_pod(session: Session, principal: Principal, pod_id: str) -> None:
 # --- clusters ------------------------------------------------------------------------------
 
 
-def _check_primary_pool(session: Session, cluster: Cluster) -> None:
-    if cluster.primary_pool_id is None:
+def _check_primary_pool(session: Session, cluster: Cluster, pool_id: str | None) -> None:
+    if pool_id is None:
         return
-    pool = session.get(StoragePool, cluster.primary_pool_id)
+    pool = session.get(StoragePool, pool_id)
     if pool is None:
-        raise NotFound(f"storage pool {cluster.primary_pool_id} not found")
+        raise NotFound(f"storage pool {pool_id} not found")
     if pool.kind != "primary" or pool.zone_id != cluster.zone_id:
         raise BadRequest("a cluster's pool must be a primary pool of its zone", code="bad-pool")
     if pool.cluster_id not in (None, cluster.id):
@@ -295,7 +298,7 @@ def create_cluster(session: Session, principal: Principal, data: ClusterCreate) 
     pod = _get(session, principal, Pod, data.pod_id)
     require(principal, WRITE)
     cluster = Cluster(id=new_id("cl"), zone_id=pod.zone_id, **data.model_dump())
-    _check_primary_pool(session, cluster)
+    _check_primary_pool(session, cluster, data.primary_pool_id)
     return _save(session, cluster)
 
 
@@ -314,17 +317,16 @@ def update_cluster(
     require(principal, WRITE)
     fields = data.model_dump(exclude_unset=True)
     if "primary_pool_id" in fields:  # null detaches the pool: disks go to the hosts again
-        if session.scalar(
-            select(func.count()).where(Host.cluster_id == cluster.id, Host.claims > 0)
-        ):
+        held = select(func.count()).where(Host.cluster_id == cluster.id, Host.claims > 0)
+        if session.scalar(held):
             raise Conflict("the cluster has placements; empty it first", code="in-use")
-        cluster.primary_pool_id = fields.pop("primary_pool_id")
-        _check_primary_pool(session, cluster)
+        _check_primary_pool(session, cluster, fields["primary_pool_id"])
+    hosts = session.scalars(select(Host).where(Host.cluster_id == cluster.id)).all()
     for key, value in fields.items():
-        if value is None:
+        if value is None and key != "primary_pool_id":
             raise BadRequest(f"'{key}' cannot be null", code="invalid-field")
         setattr(cluster, key, value)
-    for host in session.scalars(select(Host).where(Host.cluster_id == cluster.id)):
+    for host in hosts:
         _set_limits(cluster, host)
     return _save(session, cluster)
 
@@ -364,8 +366,9 @@ def update_host(session: Session, principal: Principal, host_id: str, data: Host
     host = _get(session, principal, Host, host_id)
     require(principal, WRITE)
     host = _lock_host(session, host_id)
+    cluster = session.get(Cluster, host.cluster_id)
     _apply(host, data)
-    _set_limits(session.get(Cluster, host.cluster_id), host)  # type: ignore[arg-type]
+    _set_limits(cluster, host)  # type: ignore[arg-type]
     return _save(session, host)
 
 
@@ -430,7 +433,7 @@ def delete_pool(session: Session, principal: Principal, pool_id: str) -> None:
     _delete(session, principal, StoragePool, pool_id)
 
 
-def _measure(source: str) -> tuple[int, int] | None:
+def measure(source: str) -> tuple[int, int] | None:
     """(total, used) GB of a ``file://`` source, None for sources we cannot measure."""
     parts = urlsplit(source)
     if parts.scheme != "file":
@@ -442,27 +445,35 @@ def _measure(source: str) -> tuple[int, int] | None:
     return usage.total // 2**30, usage.used // 2**30
 
 
-def pool_ids(session: Session) -> list[str]:
-    return list(session.scalars(select(StoragePool.id).order_by(StoragePool.id)))
+def pool_sources(session: Session) -> dict[str, str]:
+    rows = session.execute(select(StoragePool.id, StoragePool.source).order_by(StoragePool.id))
+    return {pool_id: source for pool_id, source in rows}
 
 
-def refresh_pool(session: Session, pool_id: str, count_allocated: Callable[[], int]) -> StoragePool:
-    """Re-measure a pool and recount its allocation under the pool's row lock (the
-    scheduler, which owns the claims, supplies the count)."""
+def refresh_pool(
+    session: Session,
+    pool_id: str,
+    measured: tuple[int, int] | None,
+    count_allocated: Callable[[], int],
+) -> StoragePool | None:
+    """Store a pool's measurement (taken before, outside any lock) and recount its
+    allocation under its row lock (the scheduler, which owns the claims, counts)."""
     pool = session.scalars(
         select(StoragePool)
         .where(StoragePool.id == pool_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).one()
-    measured = _measure(pool.source)
+    ).one_or_none()
+    if pool is None:  # deleted meanwhile
+        return None
+    limit = pool.limit_gb
     if measured is not None:
         pool.total_gb, pool.used_gb = measured
         _pool_limit(pool)
     pool.allocated_gb = count_allocated()
-
     pool.refreshed_at = now()
-    touch(session)
+    if pool.limit_gb != limit:
+        touch(session)
     return pool
 
 

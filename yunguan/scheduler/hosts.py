@@ -82,12 +82,15 @@ class HostTable:
     ) -> None:
         self.generation = generation
         self.lock = threading.Lock()
+        self.resynced_at = time.monotonic()  # when usage was last read for every host
+        zone_index = {z: i for i, (z, _, _) in enumerate(zones)}
+        # a host whose cluster or zone went between the loader's queries is left out
+        hosts = [h for h in hosts if h.cluster_id in clusters and h.zone_id in zone_index]
         self.ids = [h.id for h in hosts]
         self.names = [h.name for h in hosts]
         self.index = {host_id: i for i, host_id in enumerate(self.ids)}
 
         self.zone_ids = [z for z, _, _ in zones]
-        zone_index = {z: i for i, z in enumerate(self.zone_ids)}
         self.zone_public = np.array([public for _, public, _ in zones], dtype=bool)
         self.zone_grants = [set(granted) for _, _, granted in zones]
         self.zone = _ints(zone_index[h.zone_id] for h in hosts)
@@ -140,7 +143,6 @@ class HostTable:
                 self.free[n][i] = self.limit[n][i] - self.used[n][i]
             self.claims[i] = row.claims
             self.enabled[i] = row.state == "enabled"
-        self.synced_at = time.monotonic()
 
     def set_pool(self, pool_id: str | None, allocated: int | None) -> None:
         if pool_id is not None and allocated is not None and pool_id in self.pool_ids:
@@ -245,11 +247,13 @@ class HostTable:
         return visible
 
     def _hypervisor_ok(self, demand: Demand) -> np.ndarray:
+        """Bare-metal requests get bare-metal nodes, and nothing else does."""
         if demand.baremetal is not None:
             return self.hypervisor == BAREMETAL
+        ok = self.hypervisor != BAREMETAL
         if demand.hypervisor is not None:
-            return self.hypervisor == HYPERVISORS.index(demand.hypervisor)
-        return self.hypervisor != BAREMETAL
+            ok &= self.hypervisor == HYPERVISORS.index(demand.hypervisor)
+        return ok
 
     def _has_traits(self, traits: Sequence[str]) -> np.ndarray:
         if any(t not in self.trait_names for t in traits):

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yunguan.core.clock import now
@@ -39,7 +39,7 @@ class PlacementGroup(Base):
     __tablename__ = "placement_groups"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     policy: Mapped[str] = mapped_column(String(16))
     generation: Mapped[int] = mapped_column(default=0)
@@ -62,4 +62,5 @@ class Claim(Base):
     disk_gb: Mapped[int]
     gpus: Mapped[int] = mapped_column(default=0)
     baremetal: Mapped[bool] = mapped_column(default=False)
+    traits: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=now)

@@ -88,6 +88,8 @@ class PlacementRequest(Input):
                 raise ValueError("a bare-metal request gives only its hardware profile")
         elif not (self.vcpus and self.memory_mb):
             raise ValueError("a virtual machine needs vcpus and memory_mb")
+        elif self.hypervisor == "baremetal":
+            raise ValueError("a bare-metal request gives its hardware profile in 'baremetal'")
         return self
 
 

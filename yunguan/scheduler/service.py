@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from yunguan.core import audit
 from yunguan.core.clock import now
+from yunguan.core.db import Database
 from yunguan.core.errors import Conflict
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
@@ -32,6 +33,7 @@ from yunguan.identity.scope import (
     restrict,
 )
 from yunguan.inventory import service as inventory
+from yunguan.inventory.models import HYPERVISORS
 from yunguan.scheduler.hosts import Decision, Demand, HostTable
 from yunguan.scheduler.models import Claim, PlacementGroup, PlacementPolicy
 from yunguan.scheduler.schemas import (
@@ -84,20 +86,21 @@ def host_table(session: Session) -> HostTable:
         table = _tables.get(key)
         if table is None or table.generation != current:
             table = _tables[key] = load_table(session)
-        elif time.monotonic() - table.synced_at > RESYNC_SECONDS:
+        elif time.monotonic() - table.resynced_at > RESYNC_SECONDS:
             _resync(session, table)
     return table
 
 
 def _resync(session: Session, table: HostTable, host_ids: list[str] | None = None) -> None:
-    """Re-read usage from the database: of some hosts, or of all hosts and pools."""
+    """Re-read usage from the database: of some hosts, or of all; pools always (few)."""
     rows = inventory.placement_usage(session, host_ids)
-    pools = inventory.placement_pools(session) if host_ids is None else []
-
+    pools = inventory.placement_pools(session)
     with table.lock:
         table.set_usage(rows)
         for pool in pools:
             table.set_pool(pool.id, pool.allocated_gb)
+        if host_ids is None:
+            table.resynced_at = time.monotonic()
 
 
 # --- deciding and claiming -----------------------------------------------------------------
@@ -112,7 +115,10 @@ def _group_hosts(session: Session, group_id: str) -> frozenset[str]:
 def _demand(
     session: Session, principal: Principal, data: PlacementRequest, lock_group: bool = False
 ) -> Demand:
-    tenant = identity.get_tenant(session, principal, data.tenant_id)
+    if lock_group:  # a claim: the tenant must be active and stay so until we commit
+        tenant = identity.tenant_for_new_resource(session, principal, data.tenant_id)
+    else:
+        tenant = identity.get_tenant(session, principal, data.tenant_id)
     policy, hosts = None, frozenset[str]()
     if data.group_id is not None:
         group = get_visible(session, PlacementGroup, data.group_id, principal, "resource:read")
@@ -154,7 +160,7 @@ def _decide(
             decision = table.decide(demand, exclude)
             if decision.host is not None and reserve:
                 table.add(decision.host, demand)
-        stale = time.monotonic() - table.synced_at > 0.5
+        stale = time.monotonic() - table.resynced_at > 0.5
         if decision.host is not None or attempt == 2 or not stale:
             return decision
         _resync(session, table)
@@ -188,51 +194,84 @@ def _no_valid_host(session: Session, decision: Decision) -> NoValidHost:
 
 def claim(session: Session, principal: Principal, data: ClaimCreate) -> Claim:
     """Place a request and hold the capacity. A consumer that already holds a claim gets
-    that claim back, so a retried provisioning step never claims twice."""
+    that claim back (so a retried provisioning step never claims twice), if it is the same
+    request."""
     require(principal, WRITE)
     if data.consumer_id is not None:
         held = session.scalars(select(Claim).where(Claim.consumer_id == data.consumer_id)).first()
         if held is not None:
-            return held
+            return _same_claim(held, data)
     demand = _demand(session, principal, data, lock_group=True)
     table = host_table(session)
     tried: set[str] = set()
     for attempt in range(MAX_ATTEMPTS):
         decision = _decide(session, table, demand, tried, reserve=True)
-        if decision.host_id is None:
+        if decision.host is None:
             raise _no_valid_host(session, decision)
         taken = _take(session, table, decision.host, demand)
         if taken is None:  # another process got there first: our picture is behind
-            tried.add(decision.host_id)
-            _resync(session, table, None if attempt >= 3 else [decision.host_id])
+            with table.lock:
+                table.add(decision.host, demand, sign=-1)  # our reservation
+            tried.add(decision.host_id)  # type: ignore[arg-type]
+            _resync(session, table, None if attempt >= 3 else [decision.host_id])  # type: ignore[list-item]
             continue
-
-        pool_id, amounts = taken
-        row = Claim(  # written in Core below; the object only carries the answer
-            id=new_id("clm"),
-            host_id=decision.host_id,
-            pool_id=pool_id,
-            tenant_id=data.tenant_id,
-            group_id=data.group_id,
-            consumer_id=data.consumer_id,
-            vcpus=amounts[0],
-            memory_mb=amounts[1],
-            disk_gb=amounts[2],
-            gpus=amounts[3],
-            baremetal=data.baremetal is not None,
-            created_at=now(),
-        )
         try:
-            session.execute(_INSERT_CLAIM, {c: getattr(row, c) for c in _CLAIM_COLUMNS})
-        except IntegrityError:  # the transaction is lost: the caller's rollback undoes _take
-            raise Conflict(f"{data.consumer_id} already holds a claim", code="duplicate-consumer")
-        audit.note(target_type="claim", target_id=row.id, tenant_id=data.tenant_id)
-        return row
+            return _record_claim(session, data, demand, decision.host_id, *taken)  # type: ignore[arg-type]
+        except Conflict:
+            table.resynced_at = 0.0  # the caller rolls back what _take wrote: re-read soon
+            raise
     raise Conflict("other placements kept taking the chosen hosts; try again", code="contention")
+
+
+def _same_claim(held: Claim, data: ClaimCreate) -> Claim:
+    if data.baremetal is not None:
+        same = held.baremetal and held.tenant_id == data.tenant_id
+    else:
+        asked = (data.tenant_id, data.vcpus, data.memory_mb, data.disk_gb, data.gpus)
+        same = asked == (held.tenant_id, held.vcpus, held.memory_mb, held.disk_gb, held.gpus)
+    if not same:
+        raise Conflict(
+            f"{data.consumer_id} already holds a different claim ({held.id})",
+            code="consumer-mismatch",
+        )
+    return held
 
 
 _INSERT_CLAIM = insert(Claim.__table__)
 _CLAIM_COLUMNS = tuple(c.key for c in Claim.__table__.columns)
+
+
+def _record_claim(
+    session: Session,
+    data: ClaimCreate,
+    demand: Demand,
+    host_id: str,
+    pool_id: str | None,
+    amounts: tuple[int, int, int, int],
+) -> Claim:
+    row = Claim(  # written in Core below; the object only carries the answer
+        id=new_id("clm"),
+        host_id=host_id,
+        pool_id=pool_id,
+        tenant_id=data.tenant_id,
+        group_id=data.group_id,
+        consumer_id=data.consumer_id,
+        vcpus=amounts[0],
+        memory_mb=amounts[1],
+        disk_gb=amounts[2],
+        gpus=amounts[3],
+        baremetal=demand.baremetal is not None,
+        traits=list(demand.traits),
+        created_at=now(),
+    )
+    try:
+        session.execute(_INSERT_CLAIM, {c: getattr(row, c) for c in _CLAIM_COLUMNS})
+    except IntegrityError:  # the transaction is lost: the caller's rollback undoes _take
+        if data.consumer_id:
+            raise Conflict(f"{data.consumer_id} already holds a claim", code="duplicate-consumer")
+        raise Conflict("the tenant or placement group went away; try again", code="conflict")
+    audit.note(target_type="claim", target_id=row.id, tenant_id=data.tenant_id)
+    return row
 
 
 def _take(
@@ -251,7 +290,6 @@ def _take(
         allocated = inventory.take_pool(session, pool_id, demand.disk_gb)
         if allocated is None:
             inventory.give_back(session, host_id, amounts)
-            table.set_pool(pool_id, table.pool_limit[table.pool[i]])
             return None
         table.set_pool(pool_id, allocated)
         amounts = (demand.vcpus, demand.memory_mb, demand.disk_gb, demand.gpus)
@@ -289,9 +327,10 @@ def release_consumer(session: Session, consumer_id: str) -> bool:
 
 
 def release_by_request(session: Session, principal: Principal, claim_id: str) -> None:
-    claim_row = get_claim(session, principal, claim_id)
+    """Release through the API; a claim already gone is released (idempotent)."""
     require(principal, WRITE)
-    audit.note(target_type="claim", target_id=claim_id, tenant_id=claim_row.tenant_id)
+    held = session.get(Claim, claim_id)
+    audit.note(target_type="claim", target_id=claim_id, tenant_id=held and held.tenant_id)
     release(session, claim_id)
 
 
@@ -365,7 +404,7 @@ def delete_policy(session: Session, principal: Principal, policy_id: str) -> Non
 
 
 def create_group(session: Session, principal: Principal, data: GroupCreate) -> PlacementGroup:
-    tenant = identity.get_tenant(session, principal, data.tenant_id)
+    tenant = identity.tenant_for_new_resource(session, principal, data.tenant_id)
     require(principal, "resource:write")
     group = PlacementGroup(id=new_id("pg"), **data.model_dump())
     session.add(group)
@@ -390,6 +429,10 @@ def list_groups(session: Session, principal: Principal, page: PageParams, **filt
 def delete_group(session: Session, principal: Principal, group_id: str) -> None:
     group = get_writable(session, PlacementGroup, group_id, principal, "resource")
     audit.note(target_type="placement-group", target_id=group.id, tenant_id=group.tenant_id)
+    # claims into the group lock its row too: count members only once they are settled
+    session.execute(
+        select(PlacementGroup.id).where(PlacementGroup.id == group.id).with_for_update()
+    )
     if session.scalar(select(func.count()).where(Claim.group_id == group.id)):
         raise Conflict(f"placement group {group.id} still has members", code="in-use")
     session.delete(group)
@@ -403,6 +446,8 @@ def _moves(
 ) -> tuple[list[dict[str, Any]], HostTable]:
     """Plan where the claims on ``host_id`` would go (largest first) on a scratch table.
     With a ``ceiling``, stop once the host is under it and keep destinations under it."""
+    if host_id not in table.index:  # created after this process loaded its table
+        raise Conflict("the inventory changed meanwhile; try again", code="concurrent-update")
     scratch = table.scratch()
     source = table.index[host_id]
     claims = session.scalars(
@@ -424,16 +469,19 @@ def _moves(
             moves.append({**move, "to_host_id": None, "reason": "bare-metal nodes do not move"})
             continue
         members = groups.get(c.group_id, set()) - {host_id}
-        demand = Demand(
+        demand = Demand(  # what the instance asked for, on a host of the same kind and zone
             tenant_path=paths[c.tenant_id],
             vcpus=c.vcpus,
             memory_mb=c.memory_mb,
             disk_gb=c.disk_gb,
             gpus=c.gpus,
+            traits=tuple(c.traits),
             zone_id=table.zone_ids[table.zone[source]],
+            hypervisor=HYPERVISORS[table.hypervisor[source]],
             group_policy=policies.get(c.group_id),
             group_hosts=frozenset(members),
         )
+        scratch.add(source, demand, sign=-1)  # off the source first: a shared pool nets out
         decision = scratch.decide(demand, exclude=[host_id])
         target = decision.host
         if target is not None:
@@ -442,6 +490,7 @@ def _moves(
                 scratch.add(target, demand, sign=-1)
                 target = None
         if target is None:
+            scratch.add(source, demand)
             reason = (
                 decision.explain()
                 if decision.host is None
@@ -449,7 +498,6 @@ def _moves(
             )
             moves.append({**move, "to_host_id": None, "reason": reason})
             continue
-        scratch.add(source, demand, sign=-1)
         if c.group_id:
             groups[c.group_id] = members | {table.ids[target]}
         moves.append({**move, "to_host_id": table.ids[target], "reason": None})
@@ -490,26 +538,30 @@ def rebalance_report(
 # --- storage pools -------------------------------------------------------------------------
 
 
-def refresh_pool(session: Session, pool_id: str):
-    """Re-measure a pool; its allocation is recounted from the claims on it."""
+def refresh_pool(session: Session, pool_id: str, measured: tuple[int, int] | None):
+    """Store a pool's measurement; its allocation is recounted from the claims on it."""
 
     def allocated() -> int:
         return session.scalar(
             select(func.coalesce(func.sum(Claim.disk_gb), 0)).where(Claim.pool_id == pool_id)
         )
 
-    return inventory.refresh_pool(session, pool_id, allocated)
+    return inventory.refresh_pool(session, pool_id, measured, allocated)
 
 
-def refresh_pools(session: Session) -> int:
-    ids = inventory.pool_ids(session)
-    for pool_id in ids:
-        refresh_pool(session, pool_id)
-    return len(ids)
+def refresh_pools(db: Database) -> int:
+    """Every pool, each measured outside any transaction and stored in its own."""
+    with db.session(write=False) as session:
+        sources = inventory.pool_sources(session)
+    for pool_id, source in sources.items():
+        measured = inventory.measure(source)
+        with db.session() as session:
+            refresh_pool(session, pool_id, measured)
+    return len(sources)
 
 
 def refresh_pool_by_request(session: Session, principal: Principal, pool_id: str):
-    inventory.get_pool(session, principal, pool_id)
+    pool = inventory.get_pool(session, principal, pool_id)
     require(principal, WRITE)
     audit.note(target_type="storage-pool", target_id=pool_id)
-    return refresh_pool(session, pool_id)
+    return refresh_pool(session, pool_id, inventory.measure(pool.source))

@@ -15,8 +15,7 @@ SCHEDULE = "storage-pool-refresh"
 
 @DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=1)
 def _refresh_all() -> int:
-    with get_database().session() as session:
-        return scheduler.refresh_pools(session)
+    return scheduler.refresh_pools(get_database())
 
 
 @DBOS.workflow()

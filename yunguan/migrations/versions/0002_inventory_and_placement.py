@@ -5,6 +5,8 @@ Revises: 0001
 Create Date: 2026-11-23 13:05:17.961593
 """
 
+import secrets
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -43,10 +45,7 @@ def upgrade() -> None:
         sa.Column("policy", sa.String(length=16), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"],
-            ["tenants.id"],
-        ),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("placement_groups", schema=None) as batch_op:
@@ -259,6 +258,7 @@ def upgrade() -> None:
         sa.Column("disk_gb", sa.Integer(), nullable=False),
         sa.Column("gpus", sa.Integer(), nullable=False),
         sa.Column("baremetal", sa.Boolean(), nullable=False),
+        sa.Column("traits", sa.JSON(), nullable=False),
         sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["group_id"],
@@ -290,6 +290,14 @@ def upgrade() -> None:
         )
 
     # ### end Alembic commands ###
+    # Schedulers compare this row's (epoch, generation) with what they loaded.
+    generation = sa.table(
+        "inventory_generation",
+        sa.column("id", sa.Integer),
+        sa.column("epoch", sa.String),
+        sa.column("generation", sa.Integer),
+    )
+    op.bulk_insert(generation, [{"id": 1, "epoch": f"gen-{secrets.token_hex(8)}", "generation": 0}])
 
 
 def downgrade() -> None:
