@@ -138,3 +138,25 @@ def test_infrastructure_pages_build_a_data_centre_and_place(
     assert "no valid host: state removed 1" in refused
     topology = client.get("/infrastructure").text
     assert "0/1 hosts" in topology and 'data-node="' + cluster["id"] + '"' in topology
+    # planning from the portal: where the host's placements would go, and rebalancing
+    claim = admin.ok(
+        admin.post("/placement/claims", {"tenant_id": root_id, "vcpus": 2, "memory_mb": 1024}), 409
+    )
+    assert claim["code"] == "no-valid-host"  # its only host is in maintenance
+    post(f"{hosts_url}/hosts/{host['id']}", state="enabled")
+    admin.ok(
+        admin.post("/placement/claims", {"tenant_id": root_id, "vcpus": 14, "memory_mb": 1024}), 201
+    )
+    plan = client.get(f"{hosts_url}/hosts/{host['id']}/evacuation-plan").text
+    assert "some placements have nowhere to go" in plan and "excluded removed 1" in plan
+    report = client.get("/placement/rebalance-report", params={"threshold": "0.5"}).text
+    assert "1 host(s) above 50 %; 0 move(s)" in report
+    assert client.get("/placement/rebalance-report", params={"threshold": "7"}).status_code == 422
+    post(
+        "/infrastructure/storage-pools",
+        name="images",
+        kind="secondary",
+        zone_id=zone["id"],
+        total_gb="500",
+    )
+    assert admin.ok(admin.get("/storage-pools"))["items"][0]["total_gb"] == 500

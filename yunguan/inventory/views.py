@@ -6,11 +6,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from yunguan.core.errors import Problem
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal
 from yunguan.inventory import schemas, service
-from yunguan.inventory.models import HOST_STATES, HYPERVISORS
-from yunguan.web.portal import ALL, FormText, page, panel, submit
+from yunguan.inventory.models import HOST_STATES, HYPERVISORS, POOL_KINDS
+from yunguan.scheduler import service as scheduler
+from yunguan.web.portal import ALL, FormText, message, page, page_principal, panel, submit
 
 router = APIRouter(include_in_schema=False)
 Count = Annotated[int, Form(ge=0, le=16 * 1024 * 1024)]
@@ -52,6 +54,7 @@ def _topology_panel(
         children=children,
         capacity=capacity,
         hypervisors=HYPERVISORS,
+        pool_kinds=POOL_KINDS,
         error=error,
         notice=notice,
     )
@@ -65,6 +68,24 @@ def topology_page(request: Request) -> Response:
 
 def _created(kind: str, row) -> str:
     return f"Created {kind} “{row.name}”."
+
+
+@router.post("/infrastructure/storage-pools", name="storage-pool.create")
+def pool_create(
+    request: Request,
+    name: FormText,
+    kind: FormText,
+    zone_id: FormText,
+    total_gb: Annotated[int, Form(ge=0, le=64 * 1024 * 1024)] = 0,
+    source: FormText = "",
+) -> Response:
+    def change(session: Session, principal: Principal) -> str:
+        data = schemas.StoragePoolCreate.model_validate(
+            {"name": name, "kind": kind, "zone_id": zone_id, "total_gb": total_gb, "source": source}
+        )
+        return _created("storage pool", service.create_pool(session, principal, data))
+
+    return submit(request, _topology_panel, change)
 
 
 @router.post("/infrastructure/regions", name="region.create")
@@ -132,7 +153,13 @@ def cluster_create(
 
 
 def _hosts_panel(
-    request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
+    request: Request,
+    principal: Principal,
+    *,
+    error=None,
+    notice=None,
+    status: int = 200,
+    plan=None,
 ) -> Response:
     cluster_id = request.path_params["cluster_id"]
     with request.app.state.db.session(write=False) as session:
@@ -149,6 +176,7 @@ def _hosts_panel(
         more=more,
         view=view,
         states=HOST_STATES,
+        plan=plan,
         error=error,
         notice=notice,
     )
@@ -193,3 +221,16 @@ def host_state(request: Request, cluster_id: str, host_id: str, state: FormText)
         return f"Host “{host.name}” is now {host.state}."
 
     return submit(request, _hosts_panel, change)
+
+
+@router.get("/infrastructure/clusters/{cluster_id}/hosts/{host_id}/evacuation-plan")
+def host_evacuation_plan(request: Request, cluster_id: str, host_id: str) -> Response:
+    """The hosts panel with the plan for one host (planning changes nothing)."""
+    principal = page_principal(request)
+    try:
+        with request.app.state.db.session(write=False) as session:
+            plan = scheduler.evacuation_plan(session, principal, host_id)
+            plan["host_name"] = service.get_host(session, principal, host_id).name
+    except Problem as exc:
+        return _hosts_panel(request, principal, error=message(exc), status=exc.status)
+    return _hosts_panel(request, principal, plan=plan)

@@ -194,18 +194,13 @@ class HostTable:
         return policies.pop() if len(policies) == 1 else (DEFAULT_STRATEGY, None)
 
     def decide(self, demand: Demand, exclude: Iterable[str] = ()) -> Decision:
+        """Filter, then weigh. ``exclude``: hosts already tried, or the one being emptied."""
         decision = Decision(None, None, DEFAULT_STRATEGY, None)
-        mask = self.enabled.copy()
-        for host_id in exclude:
-            if host_id in self.index:
-                mask[self.index[host_id]] = False
+        mask = np.ones(len(self.ids), dtype=bool)
         remaining = len(self.ids)
-        for name, keep in self._filters(demand):
-            if name == "state":
-                after = int(np.count_nonzero(mask))
-            else:
-                mask &= keep()
-                after = int(np.count_nonzero(mask))
+        for name, keep in self._filters(demand, exclude):
+            mask &= keep()
+            after = int(np.count_nonzero(mask))
             decision.steps.append(Step(name, remaining, after))
             remaining = after
             if not after:
@@ -216,8 +211,11 @@ class HostTable:
         decision.host, decision.host_id = chosen, self.ids[chosen]
         return decision
 
-    def _filters(self, demand: Demand) -> Iterable[tuple[str, Any]]:
-        yield "state", None
+    def _filters(self, demand: Demand, exclude: Iterable[str]) -> Iterable[tuple[str, Any]]:
+        yield "state", lambda: self.enabled
+        excluded = [self.index[h] for h in exclude if h in self.index]
+        if excluded:
+            yield "excluded", lambda: ~self._on_hosts(self.ids[i] for i in excluded)
         if demand.zone_id is not None:
             wanted = self.zone_ids.index(demand.zone_id) if demand.zone_id in self.zone_ids else -1
             yield "zone", lambda: self.zone == wanted

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ def _placement_panel(
     notice=None,
     status: int = 200,
     answer=None,
+    report=None,
 ) -> Response:
     with request.app.state.db.session(write=False) as session:
         policies, _ = service.list_policies(session, principal, ALL)
@@ -44,6 +45,7 @@ def _placement_panel(
         tenant_names={t.id: t.name for t in tenants},
         strategies=STRATEGIES,
         answer=answer,
+        report=report,
         error=error,
         notice=notice,
     )
@@ -120,3 +122,14 @@ def dry_run(
         status = exc.status if isinstance(exc, Problem) else 422
         return _placement_panel(request, principal, error=message(exc), status=status)
     return _placement_panel(request, principal, answer=answer)
+
+
+@router.get("/placement/rebalance-report")
+def rebalance_report(
+    request: Request, threshold: Annotated[float, Query(gt=0, le=1)] = 0.8
+) -> Response:
+    """The panel with the hosts above ``threshold`` and the moves that would fix them."""
+    principal = page_principal(request)
+    with request.app.state.db.session(write=False) as session:
+        report = service.rebalance_report(session, principal, threshold)
+    return _placement_panel(request, principal, report=report)
