@@ -76,6 +76,7 @@ def _wipe(db: Database, keep_user: str) -> None:
     from yunguan.core.audit import AuditEvent
     from yunguan.core.idempotency import IdempotencyRecord
     from yunguan.inventory import models as inventory
+    from yunguan.quota import models as quota
     from yunguan.scheduler import models as scheduler
     from yunguan.workflows.models import Operation
 
@@ -83,6 +84,8 @@ def _wipe(db: Database, keep_user: str) -> None:
         for model in (AuditEvent, IdempotencyRecord, Operation, GroupMember, Group):
             session.execute(delete(model))
         session.execute(update(inventory.Cluster).values(primary_pool_id=None))
+        session.execute(delete(quota.QuotaReservation))
+        session.execute(delete(quota.QuotaNode))
         for model in (
             scheduler.Claim,
             scheduler.PlacementGroup,

@@ -190,3 +190,21 @@ def test_inventory_and_placement_commands(run, root_id: str, tmp_path) -> None:
         )
     )
     assert group["host_ids"] == []
+
+
+def test_quota_commands(run, root_id: str) -> None:
+    acme = _json(run("tenant", "create", "Acme", "--parent", root_id, "-o", "json"))
+    team = _json(run("tenant", "create", "Team", "--parent", acme["id"], "-o", "json"))
+    run("quota", "set", acme["id"], "--guarantee", "16", "--borrow-limit", "0")
+    node = _json(run("quota", "set", team["id"], "--guarantee", "8", "--cap", "12", "-o", "json"))
+    assert (node["guarantee"], node["cap"]) == (8, 12)
+    refused = run("quota", "set", team["id"], "--guarantee", "20", expect=1)
+    assert "guarantee" in refused or "exceeds-parent" in refused
+    verdict = _json(run("quota", "check", team["id"], "--amount", "vcpus=13", "-o", "json"))
+    assert not verdict["admitted"] and "cap" in verdict["verdicts"][0]["reason"]
+    assert "True" in run("quota", "check", team["id"], "--amount", "vcpus=12")
+    unlimited = _json(run("quota", "set", team["id"], "--unlimited", "cap", "-o", "json"))
+    assert unlimited["cap"] is None
+    rows = _json(run("quota", "tree", "--parent", acme["id"], "-o", "json"))
+    assert [r["tenant_id"] for r in rows] == [team["id"]]
+    assert "vcpus" in run("quota", "show", acme["id"])

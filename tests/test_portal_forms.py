@@ -160,3 +160,24 @@ def test_infrastructure_pages_build_a_data_centre_and_place(
         total_gb="500",
     )
     assert admin.ok(admin.get("/storage-pools"))["items"][0]["total_gb"] == 500
+
+
+def test_quota_page_sets_limits_and_checks(client, admin: Api, root_id: str) -> None:
+    acme = admin.tenant(root_id, "Acme")
+    _portal_login(client)
+    assert "not configured" in client.get("/quotas").text
+
+    def post(path: str, **form) -> tuple[int, str]:
+        answer = client.post(path, data=form, headers=ORIGIN)
+        return answer.status_code, answer.text
+
+    status, text = post("/quotas/vcpus", tenant_id=acme["id"], guarantee="8", cap="10")
+    assert status == 200 and "guarantee 8" in text
+    status, text = post("/quotas/vcpus", tenant_id=acme["id"], cap="lots")
+    assert status == 400 and "whole numbers" in text
+    status, text = post("/quotas/vcpus/check", tenant_id=acme["id"], amount="11")
+    assert "Refused" in text and "cap 10" in text
+    status, text = post("/quotas/vcpus/check", tenant_id=acme["id"], amount="10")
+    assert "Admitted: 10 vcpus." in text
+    tree = client.get("/quotas/tree", params={"resource": "memory_mb"}).text
+    assert "selected>memory_mb" in tree

@@ -51,6 +51,8 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     ("GET", "/operations/{operation_id}"): None,
     ("GET", "/placement-groups/{placement_group_id}"): None,
     ("DELETE", "/placement-groups/{placement_group_id}"): None,
+    ("GET", "/quotas/{tenant_id}"): None,
+    ("PATCH", "/quotas/{tenant_id}"): lambda ctx: {"resource": "vcpus", "guarantee": 1},
 }
 # Infrastructure: only for platform administrators (403 for everyone else, whose tenant
 # owns none of it). Zones are readable by the tenants that may use them (tests/inventory).
@@ -63,6 +65,7 @@ INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:
     ("GET", "/hosts/{item_id}/evacuation-plan"),
     ("GET", "/placement/claims/{claim_id}"),
     ("DELETE", "/placement/claims/{claim_id}"),
+    ("POST", "/quotas/reservations/{reservation_id}/actions"),
 }
 NOT_TENANT_OWNED = {("GET", "/roles/{role_name}"), ("GET", "/zones/{item_id}")} | INFRASTRUCTURE
 PARAM_TO_OBJECT = {
@@ -132,8 +135,10 @@ def test_infrastructure_is_for_platform_administrators(
     two_tenants: dict[str, Any], admin: Api, method: str, template: str
 ) -> None:
     topology.datacentre(admin, hosts=1)
-    path = template.replace("{item_id}", "x-1").replace("{claim_id}", "x-1")
-    body = {"action": "refresh"} if path.endswith("/actions") else {}
+    path = template.split("{")[0] + "x-1" + template.split("}")[1]
+    body = {}
+    if path.endswith("/actions"):
+        body = {"action": "commit" if "quotas" in path else "refresh"}
     answer = two_tenants["caller"].call(method, path, json=body if method != "GET" else None)
     assert answer.status_code == 403, answer.text
 

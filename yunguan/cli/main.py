@@ -18,6 +18,7 @@ from yunguan.core.logging import configure_logging
 from yunguan.core.migrate import upgrade
 from yunguan.identity.cli import audit, group, role, tenant, user
 from yunguan.inventory import cli as inventory_cli
+from yunguan.quota import cli as quota_cli
 from yunguan.scheduler import cli as scheduler_cli
 
 app = typer.Typer(help="Yunguan (云管) cloud management platform.", no_args_is_help=True)
@@ -33,6 +34,7 @@ for sub, name in (
     (role, "role"),
     (audit, "audit"),
     (operation_app, "operation"),
+    (quota_cli.quota, "quota"),
     *((sub, noun) for noun, sub in {**inventory_cli.COMMANDS, **scheduler_cli.COMMANDS}.items()),
 ):
     app.add_typer(sub, name=name)

@@ -28,7 +28,7 @@ from yunguan.identity.scope import Principal
 
 WEB = Path(__file__).resolve().parent
 TEMPLATE_DIRS = [WEB / "templates"] + [
-    WEB.parent / domain / "templates" for domain in ("identity", "inventory", "scheduler")
+    WEB.parent / domain / "templates" for domain in ("identity", "inventory", "scheduler", "quota")
 ]
 
 templates = Jinja2Templates(
@@ -52,6 +52,8 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
         mine.append({"href": "/users", "label": "Users"})
     if principal.can("group:read"):
         mine.append({"href": "/groups", "label": "Groups"})
+    if principal.can("resource:read"):
+        mine.append({"href": "/quotas", "label": "Quotas"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
@@ -201,11 +203,12 @@ def dashboard(request: Request) -> Response:
 def mount(app: FastAPI) -> None:
     from yunguan.identity.views import router as identity_pages
     from yunguan.inventory.views import router as inventory_pages
+    from yunguan.quota.views import router as quota_pages
     from yunguan.scheduler.views import router as scheduler_pages
 
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.include_router(router)
-    for pages in (identity_pages, inventory_pages, scheduler_pages):
+    for pages in (identity_pages, quota_pages, inventory_pages, scheduler_pages):
         app.include_router(pages)
 
     @app.exception_handler(LoginRequired)

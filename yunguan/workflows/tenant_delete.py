@@ -21,6 +21,7 @@ from yunguan.core.faults import fault_point
 from yunguan.identity import service as identity
 from yunguan.identity.models import Tenant
 from yunguan.identity.scope import Principal
+from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
 from yunguan.workflows.models import Operation
 from yunguan.workflows.service import advance, create_operation, load
@@ -30,13 +31,15 @@ step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
 
 
 def check_empty(session: Session, tenant: Tenant) -> None:
-    """Nothing may live in a deleted tenant: no sub-tenants (identity), no placements."""
+    """Nothing may live in a deleted tenant: no sub-tenants, placements or quota held."""
     identity.check_deletable(session, tenant)
-    held = scheduler.count_tenant_claims(session, tenant.id)
-    if held:
-        raise Conflict(
-            f"tenant {tenant.id} still holds {held} placement claim(s)", code="tenant-not-empty"
-        )
+    for count, what in (
+        (scheduler.count_tenant_claims, "placement claim(s)"),
+        (quota.count_tenant_reservations, "quota reservation(s)"),
+    ):
+        held = count(session, tenant.id)
+        if held:
+            raise Conflict(f"tenant {tenant.id} still holds {held} {what}", code="tenant-not-empty")
 
 
 @step

@@ -1,0 +1,93 @@
+"""The admission arithmetic, apart from storage.
+
+For a node n of one resource class (G guarantee, LL lend limit, BL borrow limit, Cap):
+
+    T(n) = G(n) - sum over children G(c) - own_usage(n) + sum over children min(LL(c), T(c))
+
+the slack of n's subtree: what it could still take (negative: what it borrows). For a leaf
+it is G - usage. A claim q at x is admitted iff, afterwards, for x and every ancestor y,
+T(y) >= -BL(y) (the root's BL is 0) and subtree usage U(y) <= Cap(y), and no node on the
+path is over quota. Only the path's T values change with a claim at x, so admission reads
+and writes one row per level.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+INF = 10**15  # "unlimited"; every stored value is clamped to +/-INF
+
+
+def clamp(value: int) -> int:
+    return max(-INF, min(INF, value))
+
+
+def limit(value: int | None) -> int:
+    return INF if value is None else value
+
+
+class Node(Protocol):
+    tenant_id: str
+    guarantee: int | None
+    lend_limit: int | None
+    borrow_limit: int | None
+    cap: int | None
+    over_quota: bool
+    subtree_usage: int
+    slack: int
+    parent_id: str | None
+
+
+def contribution(node: Node, slack: int) -> int:
+    """What a child adds to its parent's slack: its own, up to what it may lend."""
+    return min(limit(node.lend_limit), slack)
+
+
+def guarantee(node: Node) -> int:
+    """Unconfigured guarantees are 0, except the root's, which is unlimited."""
+    if node.guarantee is None:
+        return INF if node.parent_id is None else 0
+    return node.guarantee
+
+
+def slack(node: Node, own_usage: int, children: Sequence[Node]) -> int:
+    """T(n) from its children's stored values (for configuration changes and reconcile)."""
+    if node.parent_id is None and node.guarantee is None:
+        return INF
+    value = guarantee(node) - sum(guarantee(c) for c in children) - own_usage
+    return clamp(value + sum(contribution(c, c.slack) for c in children))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    tenant_id: str
+    reason: str
+
+
+def admit(path: Sequence[Node], amount: int) -> tuple[list[tuple[int, int]], Refusal | None]:
+    """Add ``amount`` at the last node of ``path`` (root first). Returns each node's new
+    (slack, subtree usage), root first, and the first refusal met going up (or None)."""
+    after: list[tuple[int, int]] = []
+    refusal = None
+    new_slack = None
+    for depth in range(len(path) - 1, -1, -1):
+        node = path[depth]
+        if depth == len(path) - 1:
+            new_slack = clamp(node.slack - amount)
+        else:
+            child = path[depth + 1]
+            before, now = contribution(child, child.slack), contribution(child, after[0][0])
+            new_slack = INF if node.slack >= INF else clamp(node.slack - before + now)
+        usage = node.subtree_usage + amount
+        after.insert(0, (new_slack, usage))
+        if refusal is None and amount > 0:
+            floor = 0 if node.parent_id is None else -limit(node.borrow_limit)
+            if node.over_quota:
+                refusal = Refusal(node.tenant_id, "is over quota")
+            elif new_slack < floor:
+                refusal = Refusal(
+                    node.tenant_id, f"would be {-new_slack} short (may borrow {-floor})"
+                )
+            elif usage > limit(node.cap):
+                refusal = Refusal(node.tenant_id, f"would use {usage} of its cap {node.cap}")
+    return after, refusal

@@ -1,0 +1,413 @@
+"""Hierarchical quotas: configuration, reserve → commit or release, dry runs, reconcile.
+The only code that writes the quota tables.
+
+Other domains call ``reserve`` (in their own transaction), then ``commit`` once the resource
+exists, or ``release`` when it fails or goes away. Each locks the quota rows of the
+tenant's path, root first (PostgreSQL ``FOR UPDATE``; SQLite writers are serialised).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from yunguan.core import audit
+from yunguan.core.clock import now
+from yunguan.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from yunguan.core.ids import new_id
+from yunguan.core.pagination import PageParams, paginate, where_equal
+from yunguan.identity import service as identity
+from yunguan.identity.scope import Principal, require, restrict
+from yunguan.quota import engine
+from yunguan.quota.models import RESOURCE_CLASSES, QuotaNode, QuotaReservation
+from yunguan.quota.schemas import QuotaChange
+
+DEFAULT_TTL = timedelta(minutes=10)
+
+
+class QuotaExceeded(Conflict):
+    code, title = "quota-exceeded", "Quota exceeded"
+
+
+# --- rows along a path ---------------------------------------------------------------------
+
+
+def _path(session: Session, tenant_id: str) -> list[str]:
+    path = identity.tenant_paths(session, [tenant_id]).get(tenant_id)
+    if path is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    return [t for t in path.split("/") if t]
+
+
+def _ensure_rows(session: Session, path: list[str], resources: Iterable[str]) -> None:
+    """Create missing rows of the path: a new row has no children rows yet, so its slack is
+    its guarantee's default (0, or unlimited at the root)."""
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "resource": resource,
+            "parent_id": path[depth - 1] if depth else None,
+            "depth": depth,
+            "slack": engine.INF if depth == 0 else 0,
+            "updated_at": now(),
+        }
+        for resource in resources
+        for depth, tenant_id in enumerate(path)
+    ]
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    session.execute(insert(QuotaNode).values(rows).on_conflict_do_nothing())
+
+
+def _lock_path(
+    session: Session, tenant_id: str, resources: Iterable[str]
+) -> dict[str, list[QuotaNode]]:
+    """The path's rows per resource, root first, locked in one global order."""
+    path, resources = _path(session, tenant_id), sorted(set(resources))
+    _ensure_rows(session, path, resources)
+    rows = session.scalars(
+        select(QuotaNode)
+        .where(QuotaNode.tenant_id.in_(path), QuotaNode.resource.in_(resources))
+        .order_by(QuotaNode.resource, QuotaNode.depth)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    by_resource: dict[str, list[QuotaNode]] = defaultdict(list)
+    for row in rows:
+        by_resource[row.resource].append(row)
+    return by_resource
+
+
+def _apply(path: list[QuotaNode], after: list[tuple[int, int]]) -> None:
+    for node, (slack, usage) in zip(path, after, strict=True):
+        node.slack, node.subtree_usage = slack, usage
+        if node.over_quota and usage <= min(engine.guarantee(node), engine.limit(node.cap)):
+            node.over_quota = False
+
+
+def _amounts(amounts: dict[str, int]) -> dict[str, int]:
+    unknown = set(amounts) - set(RESOURCE_CLASSES)
+    if unknown:
+        raise BadRequest(f"unknown resource classes: {', '.join(sorted(unknown))}")
+    return {r: q for r, q in amounts.items() if q}
+
+
+# --- reserve, commit, release --------------------------------------------------------------
+
+
+def check(session: Session, tenant_id: str, amounts: dict[str, int]) -> list[dict[str, Any]]:
+    """What admitting ``amounts`` at the tenant would do, per resource (locks the path)."""
+    wanted = _amounts(amounts)
+    paths = _lock_path(session, tenant_id, wanted)
+    verdicts = []
+    for resource, amount in sorted(wanted.items()):
+        after, refusal = engine.admit(paths[resource], amount)
+        verdicts.append(
+            {
+                "resource": resource,
+                "amount": amount,
+                "admitted": refusal is None,
+                "refused_at": refusal.tenant_id if refusal else None,
+                "reason": refusal.reason if refusal else None,
+                "slack_after": {
+                    n.tenant_id: s for n, (s, _) in zip(paths[resource], after, strict=True)
+                },
+            }
+        )
+    return verdicts
+
+
+def reserve(
+    session: Session,
+    tenant_id: str,
+    amounts: dict[str, int],
+    *,
+    consumer_id: str | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+    priority: int = 0,
+) -> QuotaReservation:
+    """Hold quota for a resource about to be created; 409 ``quota-exceeded`` if it does not
+    fit. Commit it once the resource exists; it expires after ``ttl`` otherwise."""
+    wanted = _amounts(amounts)
+    paths = _lock_path(session, tenant_id, wanted)
+    for resource, amount in sorted(wanted.items()):
+        after, refusal = engine.admit(paths[resource], amount)
+        if refusal is not None:
+            raise QuotaExceeded(
+                f"{resource} +{amount}: tenant {refusal.tenant_id} {refusal.reason}",
+                resource=resource,
+                tenant_id=refusal.tenant_id,
+            )
+        _apply(paths[resource], after)
+        paths[resource][-1].reserved += amount
+    reservation = QuotaReservation(
+        id=new_id("qr"),
+        tenant_id=tenant_id,
+        consumer_id=consumer_id,
+        amounts=wanted,
+        priority=priority,
+        expires_at=now() + ttl,
+    )
+    session.add(reservation)
+    session.flush()
+    return reservation
+
+
+def _locked_reservation(session: Session, reservation_id: str) -> QuotaReservation | None:
+    return session.scalars(
+        select(QuotaReservation)
+        .where(QuotaReservation.id == reservation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def commit(session: Session, reservation_id: str) -> QuotaReservation:
+    """The resource exists: its quota is used now, and no longer expires. Idempotent."""
+    reservation = _locked_reservation(session, reservation_id)
+    if reservation is None:
+        raise NotFound(f"reservation {reservation_id} not found (expired or released)")
+    if reservation.state == "reserved":
+        paths = _lock_path(session, reservation.tenant_id, reservation.amounts)
+        for resource, amount in reservation.amounts.items():
+            paths[resource][-1].reserved -= amount
+            paths[resource][-1].used += amount
+        reservation.state, reservation.committed_at, reservation.expires_at = (
+            "committed",
+            now(),
+            None,
+        )
+    return reservation
+
+
+def release(session: Session, reservation_id: str) -> bool:
+    """Give the quota back (rollback of a reservation, or deletion of its resource).
+    Idempotent: an unknown reservation is already released."""
+    reservation = _locked_reservation(session, reservation_id)
+    if reservation is None:
+        return False
+    paths = _lock_path(session, reservation.tenant_id, reservation.amounts)
+    for resource, amount in reservation.amounts.items():
+        after, _ = engine.admit(paths[resource], -amount)
+        _apply(paths[resource], after)
+        leaf = paths[resource][-1]
+        if reservation.state == "reserved":
+            leaf.reserved -= amount
+        else:
+            leaf.used -= amount
+    session.delete(reservation)
+    return True
+
+
+def expire(session: Session, limit: int = 500) -> int:
+    """Release reservations never committed before their expiry."""
+    stale = session.scalars(
+        select(QuotaReservation.id)
+        .where(QuotaReservation.state == "reserved", QuotaReservation.expires_at < now())
+        .order_by(QuotaReservation.expires_at)
+        .limit(limit)
+    ).all()
+    for reservation_id in stale:
+        release(session, reservation_id)
+    return len(stale)
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def _children(session: Session, tenant_id: str, resource: str) -> list[QuotaNode]:
+    return list(
+        session.scalars(
+            select(QuotaNode).where(
+                QuotaNode.parent_id == tenant_id, QuotaNode.resource == resource
+            )
+        )
+    )
+
+
+def _recompute_up(session: Session, path: list[QuotaNode]) -> None:
+    """Slack of the last node of the path, then of each ancestor, from their children."""
+    for node in reversed(path):
+        node.slack = engine.slack(
+            node, node.used + node.reserved, _children(session, node.tenant_id, node.resource)
+        )
+        session.flush()
+
+
+def _check_configuration(
+    session: Session, path: list[QuotaNode], node: QuotaNode, changes: dict[str, Any]
+) -> None:
+    children = _children(session, node.tenant_id, node.resource)
+    if node.parent_id is None and changes.get("borrow_limit"):
+        raise BadRequest("the root cannot borrow", code="invalid-field")
+    if node.parent_id is not None and "guarantee" in changes and changes["guarantee"] is None:
+        raise BadRequest("only the root's guarantee may be unlimited", code="invalid-field")
+    g = changes.get("guarantee", node.guarantee)
+    share = changes.get("own_share", node.own_share)
+    cap = changes.get("cap", node.cap)
+    if g is not None:
+        needed = sum(engine.guarantee(c) for c in children) + share
+        if needed > g:
+            raise Conflict(
+                f"the guarantee {g} is below what its children and own share need ({needed})",
+                code="guarantee-too-small",
+            )
+    if node.parent_id is not None:
+        parent = path[-2]
+        siblings = _children(session, parent.tenant_id, node.resource)
+        given = sum(engine.guarantee(s) for s in siblings if s.tenant_id != node.tenant_id)
+        if given + (g or 0) + parent.own_share > engine.guarantee(parent):
+            raise Conflict(
+                f"the guarantees under {parent.tenant_id} would exceed its "
+                f"{engine.guarantee(parent)}",
+                code="exceeds-parent",
+            )
+        if engine.limit(cap) > engine.limit(parent.cap):
+            raise Conflict("a cap cannot be above its parent's cap", code="cap-above-parent")
+    if any(engine.limit(c.cap) > engine.limit(cap) for c in children):
+        raise Conflict("a child's cap would be above this cap", code="cap-above-parent")
+
+
+def configure(
+    session: Session, principal: Principal, tenant_id: str, data: QuotaChange
+) -> QuotaNode:
+    """Set a tenant's limits for one resource class. A limit below current usage needs
+    ``force`` and makes the tenant over quota: it admits nothing new, and nothing is evicted."""
+    tenant = identity.get_tenant(session, principal, tenant_id)
+    if tenant.id == principal.tenant_id and not principal.is_platform_admin:
+        raise Forbidden("a tenant's own administrators cannot change its quota")
+    require(principal, "tenant:write")
+    audit.note(target_type="quota", target_id=tenant.id, tenant_id=tenant.id)
+    path = _lock_path(session, tenant.id, [data.resource])[data.resource]
+    node = path[-1]
+    changes = data.model_dump(exclude_unset=True, exclude={"resource", "force"})
+    _check_configuration(session, path, node, changes)
+    lowered = [
+        name
+        for name in ("guarantee", "cap")
+        if name in changes and engine.limit(changes[name]) < node.subtree_usage
+    ]
+    if lowered and not data.force:
+        raise Conflict(
+            f"{' and '.join(lowered)} below current usage ({node.subtree_usage}); "
+            "send force to accept and mark the tenant over quota",
+            code="below-usage",
+        )
+    for name, value in changes.items():
+        setattr(node, name, value)
+    node.over_quota = node.over_quota or bool(lowered)
+    _recompute_up(session, path)
+    return node
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def list_nodes(
+    session: Session, principal: Principal, resource: str, page: PageParams, **filters: Any
+) -> tuple[list[QuotaNode], str | None]:
+    """The quota tree of one resource class, as far as the principal sees tenants."""
+    stmt = restrict(select(QuotaNode), QuotaNode, principal, "resource:read")
+    stmt = where_equal(stmt.where(QuotaNode.resource == resource), QuotaNode, **filters)
+    return paginate(session, stmt, QuotaNode.tenant_id, page)
+
+
+def get_nodes(session: Session, principal: Principal, tenant_id: str) -> list[QuotaNode]:
+    tenant = identity.get_tenant(session, principal, tenant_id)
+    require(principal, "resource:read")
+    return list(
+        session.scalars(
+            select(QuotaNode).where(QuotaNode.tenant_id == tenant.id).order_by(QuotaNode.resource)
+        )
+    )
+
+
+# --- reconcile -----------------------------------------------------------------------------
+
+
+def reconcile(session: Session) -> int:
+    """Expire stale reservations, recount usage from reservations, recompute every cache
+    bottom-up; the number of rows that were wrong."""
+    expire(session)
+    truth: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for reservation in session.scalars(select(QuotaReservation)):
+        for resource, amount in reservation.amounts.items():
+            truth[(reservation.tenant_id, resource)][reservation.state == "reserved"] += amount
+    nodes = session.scalars(
+        select(QuotaNode).order_by(QuotaNode.depth.desc()).with_for_update()
+    ).all()
+    children: dict[tuple[str, str], list[QuotaNode]] = defaultdict(list)
+    wrong = 0
+    for node in nodes:  # deepest first: children are settled before their parent
+        used, reserved = truth.get((node.tenant_id, node.resource), (0, 0))
+        below = children[(node.tenant_id, node.resource)]
+        usage = used + reserved + sum(c.subtree_usage for c in below)
+        slack = engine.slack(node, used + reserved, below)
+        if (node.used, node.reserved, node.subtree_usage, node.slack) != (
+            used,
+            reserved,
+            usage,
+            slack,
+        ):
+            wrong += 1
+            node.used, node.reserved, node.subtree_usage, node.slack = used, reserved, usage, slack
+        if node.parent_id is not None:
+            children[(node.parent_id, node.resource)].append(node)
+    return wrong
+
+
+def count_tenant_reservations(session: Session, tenant_id: str) -> int:
+    return session.scalar(select(func.count()).where(QuotaReservation.tenant_id == tenant_id)) or 0
+
+
+# --- through the API -----------------------------------------------------------------------
+
+OPERATE = "quota:reserve"  # platform administrators; other domains reserve in-process
+
+
+def dry_run(
+    session: Session, principal: Principal, tenant_id: str, amounts: dict[str, int]
+) -> list[dict[str, Any]]:
+    identity.get_tenant(session, principal, tenant_id)
+    require(principal, "resource:read")
+    with session.begin_nested() as attempt:  # rows the check creates are not kept
+        verdicts = check(session, tenant_id, amounts)
+        attempt.rollback()
+    return verdicts
+
+
+def reserve_by_request(session: Session, principal: Principal, data: Any) -> QuotaReservation:
+    require(principal, OPERATE)
+    identity.tenant_for_new_resource(session, principal, data.tenant_id)
+    reservation = reserve(
+        session,
+        data.tenant_id,
+        data.amounts,
+        consumer_id=data.consumer_id,
+        ttl=timedelta(seconds=data.ttl_seconds),
+        priority=data.priority,
+    )
+    audit.note(target_type="quota-reservation", target_id=reservation.id, tenant_id=data.tenant_id)
+    return reservation
+
+
+def reservation_action(
+    session: Session, principal: Principal, reservation_id: str, action: str
+) -> QuotaReservation | None:
+    require(principal, OPERATE)
+    audit.note(target_type="quota-reservation", target_id=reservation_id)
+    if action == "commit":
+        return commit(session, reservation_id)
+    release(session, reservation_id)
+    return None
+
+
+def list_reservations(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    stmt = restrict(select(QuotaReservation), QuotaReservation, principal, "resource:read")
+    return paginate(
+        session, where_equal(stmt, QuotaReservation, **filters), QuotaReservation.id, page
+    )
