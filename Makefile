@@ -28,6 +28,8 @@ bench: test-deps
 	scripts/system-deps.sh bench
 	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.api
 	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.scheduler
+	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.quota
+
 
 
 runtime: $(VENV)/.runtime assets

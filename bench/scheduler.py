@@ -17,17 +17,14 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import random
-import subprocess
 import tempfile
 import time
 import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from sqlalchemy import text
+from bench.report import durable_postgres, percentile, record_section
 
 ROOT = Path(__file__).resolve().parent.parent
 # vcpus, memory MB: 1 to 8 GB per vcpu, so both dimensions matter when packing
@@ -43,11 +40,6 @@ results: list[dict] = []
 def emit(**figures) -> None:
     results.append(figures)
     print(json.dumps(figures), flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 # --- 1. in-memory decisions ----------------------------------------------------------------
@@ -308,24 +300,6 @@ def bench_memory(hosts: int = 100_000) -> None:
 COMMIT_HOSTS = (5_000, 100_000)
 
 
-def postgres_urls() -> dict[int, str]:
-    """A fresh database per size on the throw-away server, with fsync back on."""
-    from sqlalchemy import create_engine
-
-    from tests.support.pgcluster import create_database
-
-    server = os.environ.get("YUNGUAN_TEST_PG_URL")
-    if not server:
-        return {}
-    engine = create_engine(server.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("ALTER SYSTEM SET fsync = on"))
-        conn.execute(text("ALTER SYSTEM SET synchronous_commit = on"))
-        conn.execute(text("SELECT pg_reload_conf()"))
-    engine.dispose()
-    return {hosts: create_database(server, f"bench_sched_{hosts}") for hosts in COMMIT_HOSTS}
-
-
 def main() -> None:
     bench_decisions()
     bench_packing()
@@ -336,27 +310,11 @@ def main() -> None:
                 url = f"sqlite:///{workdir}/bench-{hosts}-{processes}.db"
                 bench_commits("sqlite", url, hosts, processes)
     for processes in (1, PROCESSES):
-        for hosts, url in postgres_urls().items():
-            bench_commits("postgresql", url, hosts, processes)
-    record()
-
-
-def record() -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    when = datetime.now(UTC).strftime("%Y-%m-%d")
-    lines = [f"\n### bench/scheduler.py — {when}, commit {commit or 'unknown'}, {machine}\n"]
-    lines += ["| figure | parameters | result |", "|---|---|---|"]
-    for r in results:
-        figures = {k: v for k, v in r.items() if k != "figure"}
-        keys = ("hosts", "strategy", "backend", "processes", "requests", "hosts_available")
-        params = ", ".join(f"{k}={figures.pop(k)}" for k in keys if k in figures)
-        outcome = ", ".join(f"{k}={v}" for k, v in figures.items())
-        lines.append(f"| {r['figure']} | {params} | {outcome} |")
-    with (ROOT / "docs" / "benchmarks.md").open("a") as doc:
-        doc.write("\n".join(lines) + "\n")
+        names = {f"bench_sched_{hosts}": hosts for hosts in COMMIT_HOSTS}
+        for name, url in durable_postgres(names).items():
+            bench_commits("postgresql", url, names[name], processes)
+    keys = ("hosts", "strategy", "backend", "processes", "requests", "hosts_available")
+    record_section("bench/scheduler.py", results, keys)
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def test_quota_page_sets_limits_and_checks(client, admin: Api, root_id: str) -> 
     status, text = post("/quotas/vcpus", tenant_id=acme["id"], cap="lots")
     assert status == 400 and "whole numbers" in text
     status, text = post("/quotas/vcpus/check", tenant_id=acme["id"], amount="11")
-    assert "Refused" in text and "cap 10" in text
+    assert "Refused" in text and "cap 10" in text and "Nothing can be reclaimed" in text
     status, text = post("/quotas/vcpus/check", tenant_id=acme["id"], amount="10")
     assert "Admitted: 10 vcpus." in text
     tree = client.get("/quotas/tree", params={"resource": "memory_mb"}).text

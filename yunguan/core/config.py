@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     fault_points: str = ""
     """Fault injection for tests: ``point=crash,other=sleep:2``."""
     log_level: str = "INFO"
+    quota_reclaim_grace_seconds: int = Field(default=300, ge=0, le=86400)
+    """How long a workload told to give borrowed capacity back keeps running."""
+    quota_hold_seconds: int = Field(default=900, ge=60, le=86400)
+    """How long a request waiting for reclaimed capacity stays pending."""
     storage_refresh_minutes: int = Field(default=5, ge=5, le=1440)
     """How often storage pools are re-measured: minutes dividing an hour, or hours dividing a
     day (the schedule is a cron expression, so the runs stay evenly spaced)."""

@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from yunguan.core.api import Filter, ResourceId, problem_responses
-from yunguan.core.deps import DbSession
+from yunguan.core.deps import AppSettings, DbSession
 from yunguan.core.pagination import Page, Pages
 from yunguan.identity.deps import CurrentPrincipal
 from yunguan.quota import schemas, service
@@ -31,8 +31,7 @@ def list_quotas(
 @router.post("/quotas/dry-run", response_model=schemas.CheckOut, name="quota.dry-run")
 def dry_run(session: DbSession, principal: CurrentPrincipal, body: schemas.CheckRequest):
     """Would these amounts be admitted at the tenant now? Changes nothing."""
-    verdicts = service.dry_run(session, principal, body.tenant_id, body.amounts)
-    return {"admitted": all(v["admitted"] for v in verdicts), "verdicts": verdicts}
+    return service.dry_run(session, principal, body.tenant_id, body.amounts)
 
 
 @router.get("/quotas/reservations", response_model=Page[schemas.ReservationOut])
@@ -54,10 +53,40 @@ def list_reservations(
     response_model=schemas.ReservationOut,
     status_code=201,
     name="quota.reserve",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), 202: {"description": "pending a reclaim"}},
 )
-def reserve(session: DbSession, principal: CurrentPrincipal, body: schemas.ReservationCreate):
-    return service.reserve_by_request(session, principal, body)
+def reserve(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    body: schemas.ReservationCreate,
+    response: Response,
+    settings: AppSettings,
+):
+    reservation = service.reserve_by_request(session, principal, body, settings)
+    if reservation.state == "pending":
+        response.status_code = 202
+    return reservation
+
+
+@router.get("/quotas/reclaims", response_model=Page[schemas.ReclaimOut])
+def list_reclaims(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: Pages,
+    tenant_id: Filter = None,
+    claim_id: Filter = None,
+    state: Filter = None,
+):
+    """Notices to workloads that must give borrowed capacity back."""
+    rows, cursor = service.list_reclaims(
+        session, principal, page, tenant_id=tenant_id, claim_id=claim_id, state=state
+    )
+    return Page(items=[schemas.ReclaimOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("/quotas/reclaims/run", name="quota.reclaim", summary="Carry out due reclaims now")
+def run_reclaims(session: DbSession, principal: CurrentPrincipal) -> dict[str, int]:
+    return {"admitted": service.run_reclaims(session, principal)}
 
 
 @router.post(

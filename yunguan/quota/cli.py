@@ -84,3 +84,18 @@ def check(
         show(answer, [], output)
         return
     show(answer["verdicts"], ["resource", "amount", "admitted", "refused_at", "reason"], output)
+    if answer["reclaim"]:
+        typer.echo(f"a reclaim would stop: {', '.join(answer['reclaim'])}")
+    elif not answer["admitted"]:
+        typer.echo("nothing can be reclaimed for it")
+
+
+@quota.command("reclaims")
+def reclaims(
+    tenant: Annotated[str | None, Opt(help="tenant id (the victims')")] = None,
+    state: Annotated[str | None, Opt(help="notified, stopped or cancelled")] = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Notices to workloads that must give borrowed capacity back."""
+    rows = Client.from_login().collect("/quotas/reclaims", None, tenant_id=tenant, state=state)
+    show(rows, ["id", "tenant_id", "victim_id", "claim_id", "amounts", "state", "deadline"], output)

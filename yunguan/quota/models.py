@@ -68,7 +68,25 @@ class QuotaReservation(Base):
     consumer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     amounts: Mapped[dict[str, int]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), default="reserved", index=True)
+    """pending (waiting for reclaimed capacity) → reserved → committed."""
     priority: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
     committed_at: Mapped[datetime | None]
+
+
+class ReclaimNotice(Base):
+    """A workload told to give back borrowed capacity: it is stopped at ``deadline`` (its
+    reservation released) and the capacity goes to the pending reservation ``claim_id``."""
+
+    __tablename__ = "quota_reclaims"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    victim_id: Mapped[str] = mapped_column(String(40), index=True)
+    claim_id: Mapped[str] = mapped_column(String(40), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    consumer_id: Mapped[str | None] = mapped_column(String(64))
+    amounts: Mapped[dict[str, int]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="notified", index=True)
+    deadline: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=now)

@@ -62,6 +62,9 @@ class ReservationCreate(Input):
     consumer_id: Label | None = None
     ttl_seconds: Annotated[int, Field(ge=1, le=86400)] = 600
     priority: Annotated[int, Field(ge=0, le=1000)] = 0
+    reclaim: bool = Field(
+        False, description="if refused, take borrowed capacity back and wait (202, pending)"
+    )
 
 
 class ReservationAction(Input):
@@ -97,3 +100,18 @@ class VerdictOut(Output):
 class CheckOut(Output):
     admitted: bool
     verdicts: list[VerdictOut]
+    reclaim: list[str] | None = Field(
+        None, description="when not admitted: the reservations a reclaim would stop, if any"
+    )
+
+
+class ReclaimOut(Output):
+    id: str
+    victim_id: str
+    claim_id: str
+    tenant_id: str
+    consumer_id: str | None
+    amounts: dict[str, int]
+    state: str
+    deadline: datetime
+    created_at: datetime

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 
 from yunguan.core import audit
 from yunguan.core.clock import now
+from yunguan.core.config import Settings
 from yunguan.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal, require, restrict
-from yunguan.quota import engine
-from yunguan.quota.models import RESOURCE_CLASSES, QuotaNode, QuotaReservation
+from yunguan.quota import engine, reclaim
+from yunguan.quota.models import RESOURCE_CLASSES, QuotaNode, QuotaReservation, ReclaimNotice
 from yunguan.quota.schemas import QuotaChange
 
 DEFAULT_TTL = timedelta(minutes=10)
@@ -89,7 +90,8 @@ def _apply(path: list[QuotaNode], after: list[tuple[int, int]]) -> None:
             node.over_quota = False
 
 
-def _amounts(amounts: dict[str, int]) -> dict[str, int]:
+def validated(amounts: dict[str, int]) -> dict[str, int]:
+    """Known resource classes only; zero amounts dropped."""
     unknown = set(amounts) - set(RESOURCE_CLASSES)
     if unknown:
         raise BadRequest(f"unknown resource classes: {', '.join(sorted(unknown))}")
@@ -101,7 +103,7 @@ def _amounts(amounts: dict[str, int]) -> dict[str, int]:
 
 def check(session: Session, tenant_id: str, amounts: dict[str, int]) -> list[dict[str, Any]]:
     """What admitting ``amounts`` at the tenant would do, per resource (locks the path)."""
-    wanted = _amounts(amounts)
+    wanted = validated(amounts)
     paths = _lock_path(session, tenant_id, wanted)
     verdicts = []
     for resource, amount in sorted(wanted.items()):
@@ -132,18 +134,8 @@ def reserve(
 ) -> QuotaReservation:
     """Hold quota for a resource about to be created; 409 ``quota-exceeded`` if it does not
     fit. Commit it once the resource exists; it expires after ``ttl`` otherwise."""
-    wanted = _amounts(amounts)
-    paths = _lock_path(session, tenant_id, wanted)
-    for resource, amount in sorted(wanted.items()):
-        after, refusal = engine.admit(paths[resource], amount)
-        if refusal is not None:
-            raise QuotaExceeded(
-                f"{resource} +{amount}: tenant {refusal.tenant_id} {refusal.reason}",
-                resource=resource,
-                tenant_id=refusal.tenant_id,
-            )
-        _apply(paths[resource], after)
-        paths[resource][-1].reserved += amount
+    wanted = validated(amounts)
+    admit(session, tenant_id, wanted)
     reservation = QuotaReservation(
         id=new_id("qr"),
         tenant_id=tenant_id,
@@ -157,7 +149,26 @@ def reserve(
     return reservation
 
 
-def _locked_reservation(session: Session, reservation_id: str) -> QuotaReservation | None:
+def admit(session: Session, tenant_id: str, wanted: dict[str, int]) -> None:
+    """Count ``wanted`` as reserved at the tenant if every resource fits; else change
+    nothing and raise ``QuotaExceeded`` naming the first tenant that refused."""
+    paths = _lock_path(session, tenant_id, wanted)
+    admitted = {}
+    for resource, amount in sorted(wanted.items()):
+        after, refusal = engine.admit(paths[resource], amount)
+        if refusal is not None:
+            raise QuotaExceeded(
+                f"{resource} +{amount}: tenant {refusal.tenant_id} {refusal.reason}",
+                resource=resource,
+                tenant_id=refusal.tenant_id,
+            )
+        admitted[resource] = after
+    for resource, after in admitted.items():
+        _apply(paths[resource], after)
+        paths[resource][-1].reserved += wanted[resource]
+
+
+def locked_reservation(session: Session, reservation_id: str) -> QuotaReservation | None:
     return session.scalars(
         select(QuotaReservation)
         .where(QuotaReservation.id == reservation_id)
@@ -168,9 +179,11 @@ def _locked_reservation(session: Session, reservation_id: str) -> QuotaReservati
 
 def commit(session: Session, reservation_id: str) -> QuotaReservation:
     """The resource exists: its quota is used now, and no longer expires. Idempotent."""
-    reservation = _locked_reservation(session, reservation_id)
+    reservation = locked_reservation(session, reservation_id)
     if reservation is None:
         raise NotFound(f"reservation {reservation_id} not found (expired or released)")
+    if reservation.state == "pending":
+        raise Conflict("the reservation still waits for reclaimed capacity", code="pending")
     if reservation.state == "reserved":
         paths = _lock_path(session, reservation.tenant_id, reservation.amounts)
         for resource, amount in reservation.amounts.items():
@@ -187,9 +200,12 @@ def commit(session: Session, reservation_id: str) -> QuotaReservation:
 def release(session: Session, reservation_id: str) -> bool:
     """Give the quota back (rollback of a reservation, or deletion of its resource).
     Idempotent: an unknown reservation is already released."""
-    reservation = _locked_reservation(session, reservation_id)
+    reservation = locked_reservation(session, reservation_id)
     if reservation is None:
         return False
+    if reservation.state == "pending":  # holds nothing yet
+        session.delete(reservation)
+        return True
     paths = _lock_path(session, reservation.tenant_id, reservation.amounts)
     for resource, amount in reservation.amounts.items():
         after, _ = engine.admit(paths[resource], -amount)
@@ -334,7 +350,8 @@ def reconcile(session: Session) -> int:
     bottom-up; the number of rows that were wrong."""
     expire(session)
     truth: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for reservation in session.scalars(select(QuotaReservation)):
+    counted = select(QuotaReservation).where(QuotaReservation.state != "pending")
+    for reservation in session.scalars(counted):
         for resource, amount in reservation.amounts.items():
             truth[(reservation.tenant_id, resource)][reservation.state == "reserved"] += amount
     nodes = session.scalars(
@@ -364,6 +381,106 @@ def count_tenant_reservations(session: Session, tenant_id: str) -> int:
     return session.scalar(select(func.count()).where(QuotaReservation.tenant_id == tenant_id)) or 0
 
 
+# --- reclaim: wait for borrowed capacity to come back ----------------------------------------
+# A pending reservation holds nothing; when every victim's notice is due, one transaction
+# stops the victims (releases their quota) and admits it, so nobody else takes what was freed.
+
+
+def reserve_or_reclaim(
+    session: Session,
+    tenant_id: str,
+    amounts: dict[str, int],
+    *,
+    grace: timedelta = reclaim.GRACE,
+    hold: timedelta = reclaim.HOLD,
+    **reservation: Any,
+) -> tuple[QuotaReservation, list[ReclaimNotice]]:
+    """Reserve; if refused, plan a reclaim and wait for it as a ``pending`` reservation
+    (re-raises the refusal when nothing can be reclaimed)."""
+    try:
+        return reserve(session, tenant_id, amounts, **reservation), []
+    except QuotaExceeded as refusal:
+        victims = reclaim.plan(session, tenant_id, validated(amounts), refusal.extra["tenant_id"])
+        if not victims:
+            raise
+    pending = QuotaReservation(
+        id=new_id("qr"),
+        tenant_id=tenant_id,
+        consumer_id=reservation.get("consumer_id"),
+        amounts=validated(amounts),
+        priority=reservation.get("priority", 0),
+        state="pending",
+        expires_at=now() + hold,
+    )
+    session.add(pending)
+    notices = [
+        ReclaimNotice(
+            id=new_id("qrc"),
+            victim_id=victim.id,
+            claim_id=pending.id,
+            tenant_id=victim.tenant_id,
+            consumer_id=victim.consumer_id,
+            amounts=victim.amounts,
+            deadline=now() + grace,
+        )
+        for victim in victims
+    ]
+    session.add_all(notices)
+    session.flush()
+    return pending, notices
+
+
+def run_due(session: Session, ttl: timedelta = DEFAULT_TTL) -> int:
+    """Carry out the reclaims whose grace is over; drop pending requests whose hold
+    expired. Returns how many requests were admitted."""
+    admitted = 0
+    due = session.scalars(
+        select(ReclaimNotice.claim_id)
+        .where(ReclaimNotice.state == "notified", ReclaimNotice.deadline <= now())
+        .distinct()
+    ).all()
+    for claim_id in sorted(due):
+        claim = locked_reservation(session, claim_id)
+        notices = session.scalars(
+            select(ReclaimNotice).where(
+                ReclaimNotice.claim_id == claim_id, ReclaimNotice.state == "notified"
+            )
+        ).all()
+        if claim is None or claim.state != "pending":
+            for notice in notices:
+                notice.state = "cancelled"
+            continue
+        if any(n.deadline > now() for n in notices):
+            continue  # wait for every victim of this request
+        for notice in notices:
+            release(session, notice.victim_id)
+            notice.state = "stopped"
+        try:
+            admit(session, claim.tenant_id, claim.amounts)
+        except QuotaExceeded:
+            continue  # something else changed; the request waits until its hold ends
+        claim.state, claim.expires_at = "reserved", now() + ttl
+        admitted += 1
+    _drop_expired(session)
+    return admitted
+
+
+def _drop_expired(session: Session) -> None:
+    expired = session.scalars(
+        select(QuotaReservation).where(
+            QuotaReservation.state == "pending", QuotaReservation.expires_at < now()
+        )
+    ).all()
+    for claim in expired:
+        for notice in session.scalars(
+            select(ReclaimNotice).where(
+                ReclaimNotice.claim_id == claim.id, ReclaimNotice.state == "notified"
+            )
+        ):
+            notice.state = "cancelled"
+        session.delete(claim)
+
+
 # --- through the API -----------------------------------------------------------------------
 
 OPERATE = "quota:reserve"  # platform administrators; other domains reserve in-process
@@ -371,26 +488,45 @@ OPERATE = "quota:reserve"  # platform administrators; other domains reserve in-p
 
 def dry_run(
     session: Session, principal: Principal, tenant_id: str, amounts: dict[str, int]
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
+    """Would ``amounts`` be admitted, and if not, what would a reclaim stop?"""
     identity.get_tenant(session, principal, tenant_id)
     require(principal, "resource:read")
     with session.begin_nested() as attempt:  # rows the check creates are not kept
         verdicts = check(session, tenant_id, amounts)
+        refused = next((v for v in verdicts if not v["admitted"]), None)
+        victims = refused and reclaim.plan(
+            session, tenant_id, validated(amounts), refused["refused_at"]
+        )
         attempt.rollback()
-    return verdicts
+    return {
+        "admitted": refused is None,
+        "verdicts": verdicts,
+        "reclaim": [v.id for v in victims or []] if refused else None,
+    }
 
 
-def reserve_by_request(session: Session, principal: Principal, data: Any) -> QuotaReservation:
+def reserve_by_request(
+    session: Session, principal: Principal, data: Any, settings: Settings
+) -> QuotaReservation:
     require(principal, OPERATE)
     identity.tenant_for_new_resource(session, principal, data.tenant_id)
-    reservation = reserve(
-        session,
-        data.tenant_id,
-        data.amounts,
-        consumer_id=data.consumer_id,
-        ttl=timedelta(seconds=data.ttl_seconds),
-        priority=data.priority,
-    )
+    options = {
+        "consumer_id": data.consumer_id,
+        "ttl": timedelta(seconds=data.ttl_seconds),
+        "priority": data.priority,
+    }
+    if data.reclaim:
+        reservation, _ = reserve_or_reclaim(
+            session,
+            data.tenant_id,
+            data.amounts,
+            grace=timedelta(seconds=settings.quota_reclaim_grace_seconds),
+            hold=timedelta(seconds=settings.quota_hold_seconds),
+            **options,
+        )
+    else:
+        reservation = reserve(session, data.tenant_id, data.amounts, **options)
     audit.note(target_type="quota-reservation", target_id=reservation.id, tenant_id=data.tenant_id)
     return reservation
 
@@ -411,3 +547,14 @@ def list_reservations(session: Session, principal: Principal, page: PageParams, 
     return paginate(
         session, where_equal(stmt, QuotaReservation, **filters), QuotaReservation.id, page
     )
+
+
+def list_reclaims(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    stmt = restrict(select(ReclaimNotice), ReclaimNotice, principal, "resource:read")
+    return paginate(session, where_equal(stmt, ReclaimNotice, **filters), ReclaimNotice.id, page)
+
+
+def run_reclaims(session: Session, principal: Principal) -> int:
+    require(principal, OPERATE)
+    audit.note(target_type="quota-reclaim")
+    return run_due(session)

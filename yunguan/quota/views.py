@@ -32,6 +32,7 @@ def _quota_panel(
     with request.app.state.db.session(write=False) as session:
         tenants, _ = identity.list_tenants(session, principal, ALL)
         rows, _ = service.list_nodes(session, principal, resource, ALL)
+        notices, _ = service.list_reclaims(session, principal, ALL, state="notified")
     nodes = {r.tenant_id: schemas.QuotaNodeOut.model_validate(r) for r in rows}
     depth = {t.id: t.depth for t in tenants}
     ordered = sorted(tenants, key=lambda t: t.path)
@@ -46,6 +47,8 @@ def _quota_panel(
         depth=depth,
         nodes=nodes,
         check=check,
+        notices=notices,
+        names={t.id: t.name for t in tenants},
         error=error,
         notice=notice,
     )
@@ -104,11 +107,11 @@ def quota_check(
             {"tenant_id": tenant_id, "amounts": {resource: amount}}
         )
         with request.app.state.db.session() as session:
-            verdicts = service.dry_run(session, principal, data.tenant_id, data.amounts)
+            answer = service.dry_run(session, principal, data.tenant_id, data.amounts)
     except (Problem, ValidationError) as exc:
         status = exc.status if isinstance(exc, Problem) else 422
         return _quota_panel(request, principal, error=message(exc), status=status)
-    return _quota_panel(request, principal, check=verdicts[0])
+    return _quota_panel(request, principal, check={**answer["verdicts"][0], **answer})
 
 
 @router.get("/quotas/tree", response_class=HTMLResponse)

@@ -42,9 +42,9 @@ def launch(settings: Settings) -> None:
     DBOS.register_queue(WORK_QUEUE, worker_concurrency=8, polling_interval_sec=0.2)
     _launched = True
     if settings.run_workers:
-        from yunguan.workflows import storage_refresh
+        from yunguan.workflows import periodic
 
-        storage_refresh.schedule(settings.storage_refresh_cron)
+        periodic.schedule(settings)
         _resubmit_pending()
 
 

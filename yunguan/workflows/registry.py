@@ -1,5 +1,5 @@
 """Every workflow, by operation kind. Importing this registers them with DBOS."""
 
-from yunguan.workflows import storage_refresh, tenant_delete  # noqa: F401
+from yunguan.workflows import periodic, tenant_delete  # noqa: F401
 
 WORKFLOWS = {tenant_delete.KIND: tenant_delete.delete_tenant}

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 14:09:07.904527
+Create Date: 2026-11-23 14:18:10.780444
 """
 
 import sqlalchemy as sa
@@ -44,6 +44,30 @@ def upgrade() -> None:
         batch_op.create_index("ix_quota_nodes_resource_depth", ["resource", "depth"], unique=False)
 
     op.create_table(
+        "quota_reclaims",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("victim_id", sa.String(length=40), nullable=False),
+        sa.Column("claim_id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("consumer_id", sa.String(length=64), nullable=True),
+        sa.Column("amounts", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("deadline", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("quota_reclaims", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_quota_reclaims_claim_id"), ["claim_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_quota_reclaims_state"), ["state"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_quota_reclaims_tenant_id"), ["tenant_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_quota_reclaims_victim_id"), ["victim_id"], unique=False
+        )
+
+    op.create_table(
         "quota_reservations",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
@@ -81,6 +105,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_quota_reservations_expires_at"))
 
     op.drop_table("quota_reservations")
+    with op.batch_alter_table("quota_reclaims", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quota_reclaims_victim_id"))
+        batch_op.drop_index(batch_op.f("ix_quota_reclaims_tenant_id"))
+        batch_op.drop_index(batch_op.f("ix_quota_reclaims_state"))
+        batch_op.drop_index(batch_op.f("ix_quota_reclaims_claim_id"))
+
+    op.drop_table("quota_reclaims")
     with op.batch_alter_table("quota_nodes", schema=None) as batch_op:
         batch_op.drop_index("ix_quota_nodes_resource_depth")
         batch_op.drop_index(batch_op.f("ix_quota_nodes_parent_id"))

@@ -1,0 +1,52 @@
+"""What every benchmark shares: percentiles, durable PostgreSQL databases, the record."""
+
+import os
+import platform
+import subprocess
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def durable_postgres(names: Iterable[str]) -> dict[str, str]:
+    """Fresh databases on the throw-away server (``$YUNGUAN_TEST_PG_URL``), with fsync and
+    synchronous commit back on; empty without a server."""
+    from tests.support.pgcluster import create_database
+
+    server = os.environ.get("YUNGUAN_TEST_PG_URL")
+    if not server:
+        return {}
+    engine = create_engine(server.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ALTER SYSTEM SET fsync = on"))
+        conn.execute(text("ALTER SYSTEM SET synchronous_commit = on"))
+        conn.execute(text("SELECT pg_reload_conf()"))
+    engine.dispose()
+    return {name: create_database(server, name) for name in names}
+
+
+def record_section(title: str, results: list[dict], parameters: Iterable[str]) -> None:
+    """Append a table of ``results`` to docs/benchmarks.md with the machine and commit."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
+    lines = [f"\n### {title} — {when}, commit {commit or 'unknown'}, {machine}\n"]
+    lines += ["| figure | parameters | result |", "|---|---|---|"]
+    for result in results:
+        figures = {k: v for k, v in result.items() if k != "figure"}
+        params = ", ".join(f"{k}={figures.pop(k)}" for k in parameters if k in figures)
+        outcome = ", ".join(f"{k}={v}" for k, v in figures.items())
+        lines.append(f"| {result['figure']} | {params} | {outcome} |")
+    with (ROOT / "docs" / "benchmarks.md").open("a") as doc:
+        doc.write("\n".join(lines) + "\n")

@@ -1,0 +1,103 @@
+"""Taking borrowed capacity back: the issue's reclaim and weighted-sharing examples."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from tests.support.api import Api
+from tests.support.quotas import node, reserve, set_limit
+from yunguan.core import clock
+from yunguan.quota import reclaim, service
+from yunguan.quota.models import QuotaReservation
+
+
+def _ask(db, tenant_id: str, vcpus: int):
+    """Reserve and commit, reclaiming if need be: (reservation state, victims) or None."""
+    try:
+        with db.session() as session:
+            held, notices = service.reserve_or_reclaim(session, tenant_id, {"vcpus": vcpus})
+            state = held.state
+            if state == "reserved":
+                service.commit(session, held.id)
+            return state, [n.victim_id for n in notices]
+    except service.QuotaExceeded:
+        return None
+
+
+def _after_grace(db) -> int:
+    start = clock.now()
+    clock.set_clock(lambda: start + reclaim.GRACE + timedelta(seconds=1))
+    try:
+        with db.session() as session:
+            return service.run_due(session)
+    finally:
+        clock.set_clock(None)
+
+
+def test_a_tenant_within_its_guarantee_takes_back_what_was_lent(
+    admin: Api, root_id: str, db
+) -> None:
+    parent = admin.tenant(root_id, "Parent")
+    t1, t2 = admin.tenant(parent["id"], "T1"), admin.tenant(parent["id"], "T2")
+    set_limit(admin, parent["id"], guarantee=16, borrow_limit=0)
+    set_limit(admin, t1["id"], guarantee=8)
+    set_limit(admin, t2["id"], guarantee=8)
+    first, second, third = (_ask(db, t1["id"], 4) for _ in range(3))
+    assert [first, second, third] == [("reserved", [])] * 3  # T1 borrows 4 of T2's
+    with db.session(write=False) as session:
+        newest = max(session.scalars(select(QuotaReservation)), key=lambda r: r.created_at)
+    state, victims = _ask(db, t2["id"], 6)
+    assert state == "pending" and victims == [newest.id]  # T1's newest gets the notice
+    notices = admin.ok(admin.get("/quotas/reclaims", params={"tenant_id": t1["id"]}))["items"]
+    assert [(n["victim_id"], n["state"]) for n in notices] == [(newest.id, "notified")]
+    assert _after_grace(db) == 1
+    assert node(admin, t1["id"])["subtree_usage"] == 8
+    assert node(admin, t2["id"])["subtree_usage"] == 6
+    # usage within a guarantee is never a victim: T1 asking more now simply waits
+    assert _ask(db, t1["id"], 4) is None
+
+
+def test_borrowers_share_a_pool_by_weight_and_never_evict_back_and_forth(
+    admin: Api, root_id: str, db
+) -> None:
+    for weights, final in (((1, 1), (8, 8)), ((3, 1), (12, 4))):
+        parent = admin.tenant(root_id, f"Pool {weights}")
+        t1, t2 = admin.tenant(parent["id"], "T1"), admin.tenant(parent["id"], "T2")
+        set_limit(admin, parent["id"], guarantee=16, borrow_limit=0)
+        set_limit(admin, t1["id"], guarantee=0, weight=weights[0])
+        set_limit(admin, t2["id"], guarantee=0, weight=weights[1])
+        for _ in range(8):
+            assert _ask(db, t1["id"], 2) == ("reserved", [])
+        preempted = []
+        while (answer := _ask(db, t2["id"], 2)) is not None:
+            state, victims = answer
+            assert state == "pending" and len(victims) == 1
+            assert _after_grace(db) == 1
+            preempted += victims
+        assert len(preempted) == len(set(preempted))
+        usage = (node(admin, t1["id"])["subtree_usage"], node(admin, t2["id"])["subtree_usage"])
+        assert usage == final
+        assert _ask(db, t1["id"], 2) is None  # and T1 cannot take it back either
+
+
+def test_reclaim_through_the_api(admin: Api, root_id: str) -> None:
+    parent = admin.tenant(root_id, "Parent")
+    t1, t2 = admin.tenant(parent["id"], "T1"), admin.tenant(parent["id"], "T2")
+    set_limit(admin, parent["id"], guarantee=8, borrow_limit=0)
+    set_limit(admin, t1["id"], guarantee=4)
+    set_limit(admin, t2["id"], guarantee=4)
+    borrower = admin.ok(reserve(admin, t1["id"], 8), 201)  # all of T2's idle 4 too
+    body = {"tenant_id": t2["id"], "amounts": {"vcpus": 2}}
+    check = admin.ok(admin.post("/quotas/dry-run", body))
+    assert not check["admitted"] and check["reclaim"] == [borrower["id"]]
+    plain = admin.post("/quotas/reservations", body)
+    assert plain.status_code == 409
+    pending = admin.post("/quotas/reservations", {**body, "reclaim": True})
+    assert pending.status_code == 202 and pending.json()["state"] == "pending"
+    commit = admin.post(
+        f"/quotas/reservations/{pending.json()['id']}/actions", {"action": "commit"}
+    )
+    assert commit.status_code == 409 and commit.json()["code"] == "pending"
+    assert admin.ok(admin.post("/quotas/reclaims/run"))["admitted"] == 0  # grace not over
+    notices = admin.ok(admin.get("/quotas/reclaims", params={"claim_id": pending.json()["id"]}))
+    assert [n["victim_id"] for n in notices["items"]] == [borrower["id"]]

@@ -1,0 +1,53 @@
+"""Periodic jobs, as DBOS schedules: every tick runs once across all worker processes.
+
+- storage pools are re-measured every ``YUNGUAN_STORAGE_REFRESH_MINUTES``;
+- quota: due reclaims are carried out and stale reservations expire, every minute.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from dbos import DBOS
+
+from yunguan.core.config import Settings
+from yunguan.core.db import get_database
+from yunguan.quota import service as quota
+from yunguan.scheduler import service as scheduler
+
+step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=1)
+
+
+@step
+def _refresh_pools() -> int:
+    return scheduler.refresh_pools(get_database())
+
+
+@DBOS.workflow()
+def refresh_storage_pools(scheduled_time: datetime, context: Any) -> int:
+    return _refresh_pools()
+
+
+@step
+def _settle_quota() -> int:
+    with get_database().session() as session:
+        admitted = quota.run_due(session)
+        quota.expire(session)
+    return admitted
+
+
+@DBOS.workflow()
+def settle_quota(scheduled_time: datetime, context: Any) -> int:
+    return _settle_quota()
+
+
+def schedule(settings: Settings) -> None:
+    DBOS.apply_schedules(
+        [
+            {
+                "schedule_name": "storage-pool-refresh",
+                "workflow_fn": refresh_storage_pools,
+                "schedule": settings.storage_refresh_cron,
+            },
+            {"schedule_name": "quota-settle", "workflow_fn": settle_quota, "schedule": "* * * * *"},
+        ]
+    )
