@@ -16,6 +16,9 @@ def test_guarantees_must_fit_in_their_parent(admin: Api, root_id: str) -> None:
     assert too_much.status_code == 409 and too_much.json()["code"] == "exceeds-parent"
     assert limit(admin, c["id"], guarantee=60).json()["code"] == "exceeds-parent"
     assert set_limit(admin, x["id"], guarantee=50)["guarantee"] == 50
+    figures = node(admin, a["id"])
+    assert (figures["allocated"], figures["free"]) == (100, 0)
+    assert node(admin, b["id"])["free"] == 40
     # a parent cannot go below what its children were given
     shrink = limit(admin, b["id"], guarantee=5)
     assert shrink.status_code == 409 and shrink.json()["code"] == "guarantee-too-small"

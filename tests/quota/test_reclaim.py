@@ -2,11 +2,14 @@
 
 from datetime import timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.support.api import Api
 from tests.support.quotas import node, reserve, set_limit
 from yunguan.core import clock
+from yunguan.core.ids import new_id
 from yunguan.quota import reclaim, service
 from yunguan.quota.models import QuotaReservation
 
@@ -101,3 +104,36 @@ def test_reclaim_through_the_api(admin: Api, root_id: str) -> None:
     assert admin.ok(admin.post("/quotas/reclaims/run"))["admitted"] == 0  # grace not over
     notices = admin.ok(admin.get("/quotas/reclaims", params={"claim_id": pending.json()["id"]}))
     assert [n["victim_id"] for n in notices["items"]] == [borrower["id"]]
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    weights=st.lists(st.integers(1, 4), min_size=3, max_size=3),
+    asks=st.lists(st.tuples(st.integers(0, 2), st.sampled_from([1, 2, 3])), max_size=30),
+)
+def test_borrowers_never_evict_each_other_back_and_forth(
+    admin: Api, root_id: str, db, weights, asks
+) -> None:
+    """Three borrowers of one pool ask at random; every eviction is recorded as (evicting
+    tenant, evicted tenant): no pair ever appears both ways round."""
+    parent = admin.tenant(root_id, new_id("pool"))
+    set_limit(admin, parent["id"], guarantee=12, borrow_limit=0)
+    tenants = [admin.tenant(parent["id"], f"T{n}")["id"] for n in range(3)]
+    for tenant_id, weight in zip(tenants, weights, strict=True):
+        set_limit(admin, tenant_id, guarantee=0, weight=weight)
+    evictions: set[tuple[str, str]] = set()
+    for index, amount in asks:
+        answer = _ask(db, tenants[index], amount)
+        if answer and answer[0] == "pending":
+            with db.session(write=False) as session:
+                owner = dict(
+                    session.execute(select(QuotaReservation.id, QuotaReservation.tenant_id)).all()
+                )
+            for victim in answer[1]:
+                evictions.add((tenants[index], owner[victim]))
+            _after_grace(db)
+    assert not {(b, a) for a, b in evictions} & evictions

@@ -44,6 +44,7 @@ class QuotaNode(Base):
     # configuration; None is "unlimited" (a guarantee is unlimited only at the root)
     guarantee: Mapped[int | None] = mapped_column(BigInteger)
     own_share: Mapped[int] = mapped_column(BigInteger, default=0)
+    allocated: Mapped[int] = mapped_column(BigInteger, default=0)  # sum of the children's G
     lend_limit: Mapped[int | None] = mapped_column(BigInteger)
     borrow_limit: Mapped[int | None] = mapped_column(BigInteger)
     cap: Mapped[int | None] = mapped_column(BigInteger)

@@ -32,6 +32,7 @@ class QuotaNodeOut(Output):
     resource: str
     guarantee: int | None
     own_share: int
+    allocated: int
     lend_limit: int | None
     borrow_limit: int | None
     cap: int | None
@@ -47,6 +48,14 @@ class QuotaNodeOut(Output):
     def borrowed(self) -> int:
         """How far the subtree is above its guarantee."""
         return max(0, self.subtree_usage - guarantee(self))  # type: ignore[arg-type]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def free(self) -> int | None:
+        """The classic figure: guarantee - used - reserved - allocated to children (None
+        when the guarantee is unlimited)."""
+        g = guarantee(self)  # type: ignore[arg-type]
+        return None if g >= INF else g - self.used - self.reserved - self.allocated
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -248,9 +248,9 @@ def _children(session: Session, tenant_id: str, resource: str) -> list[QuotaNode
 def _recompute_up(session: Session, path: list[QuotaNode]) -> None:
     """Slack of the last node of the path, then of each ancestor, from their children."""
     for node in reversed(path):
-        node.slack = engine.slack(
-            node, node.used + node.reserved, _children(session, node.tenant_id, node.resource)
-        )
+        children = _children(session, node.tenant_id, node.resource)
+        node.allocated = sum(engine.guarantee(c) for c in children)
+        node.slack = engine.slack(node, node.used + node.reserved, children)
         session.flush()
 
 
@@ -363,15 +363,17 @@ def reconcile(session: Session) -> int:
         used, reserved = truth.get((node.tenant_id, node.resource), (0, 0))
         below = children[(node.tenant_id, node.resource)]
         usage = used + reserved + sum(c.subtree_usage for c in below)
-        slack = engine.slack(node, used + reserved, below)
-        if (node.used, node.reserved, node.subtree_usage, node.slack) != (
-            used,
-            reserved,
-            usage,
-            slack,
-        ):
+        right = {
+            "used": used,
+            "reserved": reserved,
+            "subtree_usage": usage,
+            "slack": engine.slack(node, used + reserved, below),
+            "allocated": sum(engine.guarantee(c) for c in below),
+        }
+        if any(getattr(node, k) != v for k, v in right.items()):
             wrong += 1
-            node.used, node.reserved, node.subtree_usage, node.slack = used, reserved, usage, slack
+            for key, value in right.items():
+                setattr(node, key, value)
         if node.parent_id is not None:
             children[(node.parent_id, node.resource)].append(node)
     return wrong

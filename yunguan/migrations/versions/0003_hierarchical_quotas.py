@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 14:18:10.780444
+Create Date: 2026-11-23 14:32:59.967285
 """
 
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("depth", sa.Integer(), nullable=False),
         sa.Column("guarantee", sa.BigInteger(), nullable=True),
         sa.Column("own_share", sa.BigInteger(), nullable=False),
+        sa.Column("allocated", sa.BigInteger(), nullable=False),
         sa.Column("lend_limit", sa.BigInteger(), nullable=True),
         sa.Column("borrow_limit", sa.BigInteger(), nullable=True),
         sa.Column("cap", sa.BigInteger(), nullable=True),
