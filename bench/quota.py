@@ -56,12 +56,13 @@ def seed(url: str) -> tuple[object, list[str]]:
         for start in range(0, len(rows), 5000):
             session.execute(insert(Tenant), rows[start : start + 5000])
     guarantee = 10**6
-    with db.session() as session:  # top-down: each level shares its parent's guarantee
-        for depth, tenants in enumerate(tree):
-            guarantee //= FANOUT[depth]
-            for tenant in tenants:
-                change = QuotaChange(resource="vcpus", guarantee=guarantee, lend_limit=guarantee)
-                service.configure(session, operator, tenant.id, change)
+    for depth, tenants in enumerate(tree):  # top-down: each level shares its parent's
+        guarantee //= FANOUT[depth]
+        change = QuotaChange(resource="vcpus", guarantee=guarantee, lend_limit=guarantee)
+        for start in range(0, len(tenants), 200):  # short sessions: small identity maps
+            with db.session() as session:
+                for tenant in tenants[start : start + 200]:
+                    service.configure(session, operator, tenant.id, change)
     return db, [t.id for t in tree[-1]]
 
 

@@ -137,3 +137,33 @@ def test_borrowers_never_evict_each_other_back_and_forth(
                 evictions.add((tenants[index], owner[victim]))
             _after_grace(db)
     assert not {(b, a) for a, b in evictions} & evictions
+
+
+def test_volumes_are_never_evicted_the_lender_stops_lending(admin: Api, root_id: str, db) -> None:
+    parent = admin.tenant(root_id, "Storage")
+    t1, t2 = admin.tenant(parent["id"], "T1"), admin.tenant(parent["id"], "T2")
+    set_limit(admin, parent["id"], "volume_gb", guarantee=16, borrow_limit=0)
+    for tenant_id in (t1["id"], t2["id"]):
+        set_limit(admin, tenant_id, "volume_gb", guarantee=8)
+    with db.session() as session:
+        borrowed = [service.reserve(session, t1["id"], {"volume_gb": 6}).id for _ in range(2)]
+    # T2 asks for 6: fits its guarantee, but T1 borrows 4 of it and volumes are not evicted
+    with db.session() as session:
+        pending, notices = service.reserve_or_reclaim(session, t2["id"], {"volume_gb": 6})
+    assert pending.state == "pending" and notices == []
+    assert node(admin, t2["id"], "volume_gb")["lending_closed"]
+    with db.session() as session:  # T1 gets no new loan meanwhile
+        refused = None
+        try:
+            service.reserve(session, t1["id"], {"volume_gb": 1})
+        except service.QuotaExceeded as exc:
+            refused = exc
+    assert refused is not None
+    with db.session() as session:
+        assert service.run_due(session) == 0  # nothing came back yet
+        service.release(session, borrowed[0])  # T1 deletes a volume
+    with db.session() as session:
+        assert service.run_due(session) == 1
+    assert node(admin, t2["id"], "volume_gb")["subtree_usage"] == 6
+    assert not node(admin, t2["id"], "volume_gb")["lending_closed"]
+    assert node(admin, t1["id"], "volume_gb")["subtree_usage"] == 6

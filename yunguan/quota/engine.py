@@ -33,6 +33,7 @@ class Node(Protocol):
     borrow_limit: int | None
     cap: int | None
     over_quota: bool
+    lending_closed: bool
     subtree_usage: int
     slack: int
     parent_id: str | None
@@ -40,7 +41,7 @@ class Node(Protocol):
 
 def contribution(node: Node, slack: int) -> int:
     """What a child adds to its parent's slack: its own, up to what it may lend."""
-    return min(limit(node.lend_limit), slack)
+    return min(0 if node.lending_closed else limit(node.lend_limit), slack)
 
 
 def guarantee(node: Node) -> int:

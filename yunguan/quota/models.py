@@ -50,6 +50,9 @@ class QuotaNode(Base):
     cap: Mapped[int | None] = mapped_column(BigInteger)
     weight: Mapped[int] = mapped_column(default=1)
     over_quota: Mapped[bool] = mapped_column(default=False)
+    # set while the tenant waits for capacity it lent out that cannot be reclaimed
+    # (volumes, addresses): it makes no new loans, and nothing is evicted
+    lending_closed: Mapped[bool] = mapped_column(default=False)
     # usage of the tenant itself, and the caches admission reads
     used: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -38,6 +38,7 @@ class QuotaNodeOut(Output):
     cap: int | None
     weight: int
     over_quota: bool
+    lending_closed: bool
     used: int
     reserved: int
     subtree_usage: int

@@ -25,7 +25,13 @@ from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal, require, restrict
 from yunguan.quota import engine, reclaim
-from yunguan.quota.models import RESOURCE_CLASSES, QuotaNode, QuotaReservation, ReclaimNotice
+from yunguan.quota.models import (
+    RECLAIMABLE,
+    RESOURCE_CLASSES,
+    QuotaNode,
+    QuotaReservation,
+    ReclaimNotice,
+)
 from yunguan.quota.schemas import QuotaChange
 
 DEFAULT_TTL = timedelta(minutes=10)
@@ -397,13 +403,21 @@ def reserve_or_reclaim(
     hold: timedelta = reclaim.HOLD,
     **reservation: Any,
 ) -> tuple[QuotaReservation, list[ReclaimNotice]]:
-    """Reserve; if refused, plan a reclaim and wait for it as a ``pending`` reservation
-    (re-raises the refusal when nothing can be reclaimed)."""
+    """Reserve; if refused, wait as a ``pending`` reservation for borrowed capacity to come
+    back: running workloads are reclaimed (notices); what cannot be stopped (volumes,
+    addresses) is not, but the tenant makes no new loans until it gets its share back.
+    Re-raises the refusal when neither applies."""
     try:
         return reserve(session, tenant_id, amounts, **reservation), []
     except QuotaExceeded as refusal:
-        victims = reclaim.plan(session, tenant_id, validated(amounts), refusal.extra["tenant_id"])
-        if not victims:
+        wanted = validated(amounts)
+        if set(wanted) <= RECLAIMABLE:
+            victims = reclaim.plan(session, tenant_id, wanted, refusal.extra["tenant_id"])
+            if not victims:
+                raise
+        elif _set_lending(session, tenant_id, wanted, closed=True):
+            victims = []
+        else:
             raise
     pending = QuotaReservation(
         id=new_id("qr"),
@@ -432,10 +446,49 @@ def reserve_or_reclaim(
     return pending, notices
 
 
+def _set_lending(session: Session, tenant_id: str, wanted: dict[str, int], closed: bool) -> bool:
+    """Close (or reopen) the tenant's lending of the classes that cannot be reclaimed.
+    Closing needs the request to fit in the tenant's own guarantee."""
+    resources = [r for r in wanted if r not in RECLAIMABLE]
+    paths = _lock_path(session, tenant_id, resources)
+    if closed and any(
+        paths[r][-1].subtree_usage + wanted[r] > engine.guarantee(paths[r][-1]) for r in resources
+    ):
+        return False
+    for resource in resources:
+        paths[resource][-1].lending_closed = closed
+        _recompute_up(session, paths[resource])
+    return True
+
+
+def _waits_on_demand(session: Session, claim: QuotaReservation) -> bool:
+    """A pending request with no notices waits for lent capacity to come back."""
+    noticed = select(ReclaimNotice.id).where(ReclaimNotice.claim_id == claim.id)
+    return session.scalar(noticed.limit(1)) is None
+
+
+def _reopen(session: Session, claim: QuotaReservation) -> None:
+    """Lending reopens once no other request of the tenant waits for the same classes."""
+    others = session.scalars(
+        select(QuotaReservation).where(
+            QuotaReservation.tenant_id == claim.tenant_id,
+            QuotaReservation.state == "pending",
+            QuotaReservation.id != claim.id,
+        )
+    ).all()
+    waiting = {r for other in others if _waits_on_demand(session, other) for r in other.amounts}
+    _set_lending(
+        session,
+        claim.tenant_id,
+        {r: q for r, q in claim.amounts.items() if r not in waiting},
+        closed=False,
+    )
+
+
 def run_due(session: Session, ttl: timedelta = DEFAULT_TTL) -> int:
-    """Carry out the reclaims whose grace is over; drop pending requests whose hold
-    expired. Returns how many requests were admitted."""
-    admitted = 0
+    """Carry out the reclaims whose grace is over, admit requests whose lent capacity came
+    back, and drop pending requests whose hold expired. Returns how many were admitted."""
+    admitted = _admit_returned(session, ttl)
     due = session.scalars(
         select(ReclaimNotice.claim_id)
         .where(ReclaimNotice.state == "notified", ReclaimNotice.deadline <= now())
@@ -467,6 +520,26 @@ def run_due(session: Session, ttl: timedelta = DEFAULT_TTL) -> int:
     return admitted
 
 
+def _admit_returned(session: Session, ttl: timedelta) -> int:
+    admitted = 0
+    pending = session.scalars(
+        select(QuotaReservation)
+        .where(QuotaReservation.state == "pending")
+        .order_by(QuotaReservation.created_at)
+    ).all()
+    for claim in pending:
+        if not _waits_on_demand(session, claim):
+            continue
+        try:
+            admit(session, claim.tenant_id, claim.amounts)
+        except QuotaExceeded:
+            continue
+        claim.state, claim.expires_at = "reserved", now() + ttl
+        _reopen(session, claim)
+        admitted += 1
+    return admitted
+
+
 def _drop_expired(session: Session) -> None:
     expired = session.scalars(
         select(QuotaReservation).where(
@@ -480,6 +553,8 @@ def _drop_expired(session: Session) -> None:
             )
         ):
             notice.state = "cancelled"
+        if _waits_on_demand(session, claim):
+            _reopen(session, claim)
         session.delete(claim)
 
 

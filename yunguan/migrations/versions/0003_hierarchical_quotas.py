@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 14:32:59.967285
+Create Date: 2026-11-23 14:52:32.183838
 """
 
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("cap", sa.BigInteger(), nullable=True),
         sa.Column("weight", sa.Integer(), nullable=False),
         sa.Column("over_quota", sa.Boolean(), nullable=False),
+        sa.Column("lending_closed", sa.Boolean(), nullable=False),
         sa.Column("used", sa.BigInteger(), nullable=False),
         sa.Column("reserved", sa.BigInteger(), nullable=False),
         sa.Column("subtree_usage", sa.BigInteger(), nullable=False),
