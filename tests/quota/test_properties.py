@@ -17,6 +17,7 @@ TREE = st.lists(st.integers(0, 5), min_size=1, max_size=6)  # parent index of no
 OPERATION = st.one_of(
     st.tuples(st.just("reserve"), st.integers(0, 6), st.integers(1, 9)),
     st.tuples(st.just("release"), st.integers(0, 30), st.just(0)),
+    st.tuples(st.just("limit"), st.integers(0, 6), st.tuples(LIMIT, LIMIT, LIMIT)),
 )
 
 
@@ -102,6 +103,17 @@ def test_admission_matches_the_definition(db, root_id, tree, limits, operations)
             except service.QuotaExceeded:
                 admitted = False
             assert admitted == admissible, (kind, tenant_id, amount)
+        elif kind == "limit":  # a change that would make today's usage too much is refused
+            tenant_id = ids[a % len(ids)]
+            change = dict(zip(("lend_limit", "borrow_limit", "cap"), amount, strict=True))
+            try:
+                with db.session() as session:
+                    service.configure(
+                        session, admin, tenant_id, QuotaChange(resource="vcpus", **change)
+                    )
+                config[tenant_id] = {**config[tenant_id], **change}
+            except (service.Conflict, service.BadRequest):
+                pass
         elif held:
             reservation_id, tenant_id, amount = held.pop(a % len(held))
             with db.session() as session:

@@ -39,6 +39,11 @@ class Node(Protocol):
     parent_id: str | None
 
 
+def floor_of(node: Node) -> int:
+    """The lowest slack a node may have: minus what it may borrow (the root: 0)."""
+    return 0 if node.parent_id is None else -limit(node.borrow_limit)
+
+
 def contribution(node: Node, slack: int) -> int:
     """What a child adds to its parent's slack: its own, up to what it may lend."""
     return min(0 if node.lending_closed else limit(node.lend_limit), slack)
@@ -82,7 +87,7 @@ def admit(path: Sequence[Node], amount: int) -> tuple[list[tuple[int, int]], Ref
         usage = node.subtree_usage + amount
         after.insert(0, (new_slack, usage))
         if refusal is None and amount > 0:
-            floor = 0 if node.parent_id is None else -limit(node.borrow_limit)
+            floor = floor_of(node)
             if node.over_quota:
                 refusal = Refusal(node.tenant_id, "is over quota")
             elif new_slack < floor:

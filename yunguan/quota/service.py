@@ -313,16 +313,19 @@ def configure(
         for name in ("guarantee", "cap")
         if name in changes and engine.limit(changes[name]) < node.subtree_usage
     ]
-    if lowered and not data.force:
-        raise Conflict(
-            f"{' and '.join(lowered)} below current usage ({node.subtree_usage}); "
+    for name, value in changes.items():
+        setattr(node, name, value)
+    _recompute_up(session, path)
+    # lower lend or borrow limits (or a lower guarantee) can make today's borrowing too much
+    short = [n.tenant_id for n in path if n.slack < engine.floor_of(n)]
+    if (lowered or short) and not data.force:
+        what = " and ".join(lowered) or "these limits"
+        raise Conflict(  # the caller's rollback undoes the change
+            f"{what} below current usage (tenant {(short or [node.tenant_id])[0]}); "
             "send force to accept and mark the tenant over quota",
             code="below-usage",
         )
-    for name, value in changes.items():
-        setattr(node, name, value)
-    node.over_quota = node.over_quota or bool(lowered)
-    _recompute_up(session, path)
+    node.over_quota = node.over_quota or bool(lowered or short)
     return node
 
 
