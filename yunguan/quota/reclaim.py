@@ -69,7 +69,7 @@ class Picture:
             basis = self.guarantee(parent_id, resource)
             basis = basis if 0 < basis < engine.INF else 1
             shares.append((self.usage(tenant_id, resource) + delta[resource]) / basis)
-        node = next((n for (t, _), n in self.rows.items() if t == tenant_id), None)
+        node = self.rows.get((tenant_id, next(iter(delta))))
         return max(shares) / (node.weight if node else 1)
 
 

@@ -111,22 +111,24 @@ def check(session: Session, tenant_id: str, amounts: dict[str, int]) -> list[dic
     """What admitting ``amounts`` at the tenant would do, per resource (locks the path)."""
     wanted = validated(amounts)
     paths = _lock_path(session, tenant_id, wanted)
-    verdicts = []
-    for resource, amount in sorted(wanted.items()):
-        after, refusal = engine.admit(paths[resource], amount)
-        verdicts.append(
-            {
-                "resource": resource,
-                "amount": amount,
-                "admitted": refusal is None,
-                "refused_at": refusal.tenant_id if refusal else None,
-                "reason": refusal.reason if refusal else None,
-                "slack_after": {
-                    n.tenant_id: s for n, (s, _) in zip(paths[resource], after, strict=True)
-                },
-            }
-        )
-    return verdicts
+    return [
+        {
+            "resource": resource,
+            "amount": amount,
+            "admitted": refusal is None,
+            "refused_at": refusal.tenant_id if refusal else None,
+            "reason": refusal.reason if refusal else None,
+            "slack_after": {
+                n.tenant_id: s for n, (s, _) in zip(paths[resource], after, strict=True)
+            },
+        }
+        for resource, amount, after, refusal in _outcomes(paths, wanted)
+    ]
+
+
+def _outcomes(paths: dict[str, list[QuotaNode]], wanted: dict[str, int]) -> list[tuple]:
+    """Per resource: (resource, amount, each path node's (slack, usage) after, refusal)."""
+    return [(r, q, *engine.admit(paths[r], q)) for r, q in sorted(wanted.items())]
 
 
 def reserve(
@@ -159,19 +161,17 @@ def admit(session: Session, tenant_id: str, wanted: dict[str, int]) -> None:
     """Count ``wanted`` as reserved at the tenant if every resource fits; else change
     nothing and raise ``QuotaExceeded`` naming the first tenant that refused."""
     paths = _lock_path(session, tenant_id, wanted)
-    admitted = {}
-    for resource, amount in sorted(wanted.items()):
-        after, refusal = engine.admit(paths[resource], amount)
+    outcomes = _outcomes(paths, wanted)
+    for resource, amount, _, refusal in outcomes:
         if refusal is not None:
             raise QuotaExceeded(
                 f"{resource} +{amount}: tenant {refusal.tenant_id} {refusal.reason}",
                 resource=resource,
                 tenant_id=refusal.tenant_id,
             )
-        admitted[resource] = after
-    for resource, after in admitted.items():
+    for resource, amount, after, _ in outcomes:
         _apply(paths[resource], after)
-        paths[resource][-1].reserved += wanted[resource]
+        paths[resource][-1].reserved += amount
 
 
 def locked_reservation(session: Session, reservation_id: str) -> QuotaReservation | None:

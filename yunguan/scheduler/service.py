@@ -321,11 +321,6 @@ def release(session: Session, claim_id: str) -> bool:
     return True
 
 
-def release_consumer(session: Session, consumer_id: str) -> bool:
-    claim_id = session.scalar(select(Claim.id).where(Claim.consumer_id == consumer_id))
-    return release(session, claim_id) if claim_id else False
-
-
 def release_by_request(session: Session, principal: Principal, claim_id: str) -> None:
     """Release through the API; a claim already gone is released (idempotent)."""
     require(principal, WRITE)
