@@ -67,6 +67,8 @@ def test_a_lender_that_lends_nothing_keeps_its_siblings_to_their_guarantee(
     set_limit(admin, t2["id"], lend_limit=None)
     admin.ok(reserve(admin, t1["id"], 4), 201)
     assert node(admin, t1["id"])["borrowed"] == 4
+    assert (node(admin, t2["id"])["lent"], node(admin, t1["id"])["lent"]) == (4, 0)
+
     # T2 now gets only what is left: its idle 4 are lent (taking them back is reclaim)
     for amount, admitted in ((6, False), (4, True)):
         body = {"tenant_id": t2["id"], "amounts": {"vcpus": amount}}

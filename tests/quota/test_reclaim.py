@@ -53,6 +53,8 @@ def test_a_tenant_within_its_guarantee_takes_back_what_was_lent(
     assert state == "pending" and victims == [newest.id]  # T1's newest gets the notice
     notices = admin.ok(admin.get("/quotas/reclaims", params={"tenant_id": t1["id"]}))["items"]
     assert [(n["victim_id"], n["state"]) for n in notices] == [(newest.id, "notified")]
+    assert (node(admin, t2["id"])["pending"], node(admin, t2["id"])["lent"]) == (6, 4)
+
     assert _after_grace(db) == 1
     assert node(admin, t1["id"])["subtree_usage"] == 8
     assert node(admin, t2["id"])["subtree_usage"] == 6

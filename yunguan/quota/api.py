@@ -25,7 +25,7 @@ def list_quotas(
     rows, cursor = service.list_nodes(
         session, principal, resource, page, parent_id=parent_id, tenant_id=tenant_id
     )
-    return Page(items=[schemas.QuotaNodeOut.model_validate(r) for r in rows], next_cursor=cursor)
+    return Page(items=service.describe(session, rows), next_cursor=cursor)
 
 
 @router.post("/quotas/dry-run", response_model=schemas.CheckOut, name="quota.dry-run")
@@ -105,7 +105,7 @@ def reservation_action(
 
 @router.get("/quotas/{tenant_id}", response_model=list[schemas.QuotaNodeOut])
 def get_quotas(session: DbSession, principal: CurrentPrincipal, tenant_id: ResourceId):
-    return service.get_nodes(session, principal, tenant_id)
+    return service.describe(session, service.get_nodes(session, principal, tenant_id))
 
 
 @router.patch(
@@ -120,4 +120,5 @@ def set_quota(
     tenant_id: ResourceId,
     body: schemas.QuotaChange,
 ):
-    return service.configure(session, principal, tenant_id, body)
+    node = service.configure(session, principal, tenant_id, body)
+    return service.describe(session, [node])[0]

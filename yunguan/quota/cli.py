@@ -10,7 +10,9 @@ from yunguan.inventory.cli import given
 
 Opt = typer.Option
 COLUMNS = ["tenant_id", "resource", "guarantee", "lend_limit", "borrow_limit", "cap", "weight"]
-COLUMNS += ["used", "reserved", "subtree_usage", "free", "borrowed", "idle", "slack", "over_quota"]
+COLUMNS += ["used", "reserved", "subtree_usage", "free", "borrowed", "lent", "pending", "slack"]
+COLUMNS += ["over_quota"]
+
 Resource = Annotated[str, Opt(help="resource class, e.g. vcpus, memory_mb, volume_gb")]
 Amount = Annotated[int | None, Opt(help="empty: unlimited")]
 

@@ -97,3 +97,22 @@ def admit(path: Sequence[Node], amount: int) -> tuple[list[tuple[int, int]], Ref
             elif usage > limit(node.cap):
                 refusal = Refusal(node.tenant_id, f"would use {usage} of its cap {node.cap}")
     return after, refusal
+
+
+def lent(parent: Node, own_usage: int, lent_out: int, children: Sequence[Node]) -> dict[str, int]:
+    """How much of each child's idle guarantee others use. Lender-borrower pairs are not
+    recorded, so this attributes: what the children borrow, plus what ``parent`` itself lends
+    out (``lent_out``), is drawn first from the parent's unallocated pool, then from the
+    children that can lend, in proportion to what each can lend."""
+    lendable = {c.tenant_id: max(0, contribution(c, c.slack)) for c in children}
+    offered = sum(lendable.values())
+    if offered == 0 or guarantee(parent) >= INF:
+        return {}
+    pool = guarantee(parent) - sum(guarantee(c) for c in children) - own_usage
+    borrowed = sum(max(0, c.subtree_usage - guarantee(c)) for c in children)
+    taken = min(offered, max(0, borrowed + lent_out - pool))
+    shares = {tenant: taken * amount // offered for tenant, amount in lendable.items()}
+    rest = taken - sum(shares.values())
+    for tenant in sorted(lendable, key=lambda t: (-(taken * lendable[t] % offered), t))[:rest]:
+        shares[tenant] += 1
+    return shares

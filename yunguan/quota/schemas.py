@@ -43,6 +43,8 @@ class QuotaNodeOut(Output):
     reserved: int
     subtree_usage: int
     slack: int
+    lent: int = Field(0, description="of its idle guarantee, what others use (attributed)")
+    pending: int = Field(0, description="what its requests waiting for a reclaim ask for")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

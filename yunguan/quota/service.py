@@ -7,11 +7,11 @@ tenant's path, root first (PostgreSQL ``FOR UPDATE``; SQLite writers are seriali
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ from yunguan.quota.models import (
     QuotaReservation,
     ReclaimNotice,
 )
-from yunguan.quota.schemas import QuotaChange
+from yunguan.quota.schemas import QuotaChange, QuotaNodeOut
 
 DEFAULT_TTL = timedelta(minutes=10)
 
@@ -341,7 +341,53 @@ def list_nodes(
     return paginate(session, stmt, QuotaNode.tenant_id, page)
 
 
+def describe(session: Session, nodes: Sequence[QuotaNode]) -> list[QuotaNodeOut]:
+    """Nodes as shown: with how much of each others use (lent) and what its own requests
+    wait for (pending)."""
+    lent = _lent(session, nodes)
+    pending: dict[tuple[str, str], int] = defaultdict(int)
+    waiting = select(QuotaReservation).where(
+        QuotaReservation.state == "pending",
+        QuotaReservation.tenant_id.in_({n.tenant_id for n in nodes}),
+    )
+    for claim in session.scalars(waiting):
+        for resource, amount in claim.amounts.items():
+            pending[(claim.tenant_id, resource)] += amount
+    return [
+        QuotaNodeOut.model_validate(n).model_copy(
+            update={"lent": lent.get(key, 0), "pending": pending[key]}
+        )
+        for n in nodes
+        for key in [(n.tenant_id, n.resource)]
+    ]
+
+
+def _lent(session: Session, nodes: Sequence[QuotaNode]) -> dict[tuple[str, str], int]:
+    """``engine.lent`` level by level from the root down, over the nodes' ancestors only."""
+    paths = identity.tenant_paths(session, {n.tenant_id for n in nodes})
+    parents = {t for path in paths.values() for t in path.strip("/").split("/")[:-1]}
+    rows = session.scalars(
+        select(QuotaNode)
+        .where(
+            QuotaNode.resource.in_({n.resource for n in nodes}),
+            or_(QuotaNode.tenant_id.in_(parents), QuotaNode.parent_id.in_(parents)),
+        )
+        .order_by(QuotaNode.depth)
+    ).all()
+    children: dict[tuple[str, str], list[QuotaNode]] = defaultdict(list)
+    for row in rows:
+        children[(row.parent_id, row.resource)].append(row)
+    lent: dict[tuple[str, str], int] = {}
+    for row in rows:  # a parent before its children: their share includes what it lends
+        key = (row.tenant_id, row.resource)
+        if row.tenant_id in parents:
+            shares = engine.lent(row, row.used + row.reserved, lent.get(key, 0), children[key])
+            lent.update({(tenant, row.resource): amount for tenant, amount in shares.items()})
+    return lent
+
+
 def get_nodes(session: Session, principal: Principal, tenant_id: str) -> list[QuotaNode]:
+
     tenant = identity.get_tenant(session, principal, tenant_id)
     require(principal, "resource:read")
     return list(

@@ -33,7 +33,8 @@ def _quota_panel(
         tenants, _ = identity.list_tenants(session, principal, ALL)
         rows, _ = service.list_nodes(session, principal, resource, ALL)
         notices, _ = service.list_reclaims(session, principal, ALL, state="notified")
-    nodes = {r.tenant_id: schemas.QuotaNodeOut.model_validate(r) for r in rows}
+        nodes = {n.tenant_id: n for n in service.describe(session, rows)}
+
     depth = {t.id: t.depth for t in tenants}
     ordered = sorted(tenants, key=lambda t: t.path)
     return panel(
