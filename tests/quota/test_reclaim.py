@@ -14,11 +14,13 @@ from yunguan.quota import reclaim, service
 from yunguan.quota.models import QuotaReservation
 
 
-def _ask(db, tenant_id: str, vcpus: int):
+def _ask(db, tenant_id: str, vcpus: int, **more: int):
     """Reserve and commit, reclaiming if need be: (reservation state, victims) or None."""
     try:
         with db.session() as session:
-            held, notices = service.reserve_or_reclaim(session, tenant_id, {"vcpus": vcpus})
+            wanted = {"vcpus": vcpus, **more}
+            held, notices = service.reserve_or_reclaim(session, tenant_id, wanted)
+
             state = held.state
             if state == "reserved":
                 service.commit(session, held.id)
@@ -83,6 +85,32 @@ def test_borrowers_share_a_pool_by_weight_and_never_evict_back_and_forth(
         usage = (node(admin, t1["id"])["subtree_usage"], node(admin, t2["id"])["subtree_usage"])
         assert usage == final
         assert _ask(db, t1["id"], 2) is None  # and T1 cannot take it back either
+
+
+def test_weighted_sharing_compares_dominant_shares_across_resources(
+    admin: Api, root_id: str, db
+) -> None:
+    """A pool of 16 vCPU and 64 GiB: T1 runs CPU-heavy instances (2 vCPU, 4 GiB), T2 asks
+    for memory-heavy ones (1 vCPU, 8 GiB). Evictions stop where their dominant shares meet:
+    T1 at 10 of 16 vCPU, T2 at 40 of 64 GiB (both 5/8), not at 8:8 vCPU."""
+    parent = admin.tenant(root_id, "Pool")
+    t1, t2 = admin.tenant(parent["id"], "T1"), admin.tenant(parent["id"], "T2")
+    for resource, size in (("vcpus", 16), ("memory_mb", 65536)):
+        set_limit(admin, parent["id"], resource, guarantee=size, borrow_limit=0)
+        for tenant in (t1, t2):
+            set_limit(admin, tenant["id"], resource, guarantee=0)
+    for _ in range(8):
+        assert _ask(db, t1["id"], 2, memory_mb=4096) == ("reserved", [])
+    preempted = []
+    while (answer := _ask(db, t2["id"], 1, memory_mb=8192)) is not None:
+        if answer[0] == "pending":
+            assert len(answer[1]) == 1 and _after_grace(db) == 1
+            preempted += answer[1]
+    assert len(preempted) == len(set(preempted)) == 3
+    usage = [
+        node(admin, t["id"], r)["subtree_usage"] for t in (t1, t2) for r in ("vcpus", "memory_mb")
+    ]
+    assert usage == [10, 20480, 5, 40960]
 
 
 def test_reclaim_through_the_api(admin: Api, root_id: str) -> None:
