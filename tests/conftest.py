@@ -76,6 +76,7 @@ def _wipe(db: Database, keep_user: str) -> None:
     from yunguan.core.audit import AuditEvent
     from yunguan.core.idempotency import IdempotencyRecord
     from yunguan.inventory import models as inventory
+    from yunguan.network import models as network
     from yunguan.quota import models as quota
     from yunguan.scheduler import models as scheduler
     from yunguan.workflows.models import Operation
@@ -87,6 +88,18 @@ def _wipe(db: Database, keep_user: str) -> None:
         session.execute(delete(quota.QuotaReservation))
         session.execute(delete(quota.QuotaNode))
         for model in (
+            network.LearnedRoute,
+            network.SdnHost,
+            network.Gateway,
+            network.Eip,
+            network.Port,
+            network.SecurityGroup,
+            network.Vxnet,
+            network.Vpc,
+            network.Segment,
+            network.IpAddress,
+            network.IpPool,
+            network.VlanPool,
             scheduler.Claim,
             scheduler.PlacementGroup,
             scheduler.PlacementPolicy,

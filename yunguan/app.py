@@ -23,6 +23,7 @@ from yunguan.core.middleware import (
 from yunguan.identity.api import router as identity_router
 from yunguan.identity.credentials import TokenSigner
 from yunguan.inventory.api import router as inventory_router
+from yunguan.network.api import router as network_router
 from yunguan.quota.api import router as quota_router
 from yunguan.scheduler.api import router as scheduler_router
 from yunguan.web import portal
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
     app.include_router(identity_router, prefix=API_PREFIX)
     app.include_router(quota_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
+    app.include_router(network_router, prefix=API_PREFIX)
     app.include_router(scheduler_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     portal.mount(app)

@@ -6,6 +6,7 @@ def load_all() -> None:
     import yunguan.core.idempotency
     import yunguan.identity.models
     import yunguan.inventory.models
+    import yunguan.network.models
     import yunguan.quota.models
     import yunguan.scheduler.models
     import yunguan.workflows.models  # noqa: F401

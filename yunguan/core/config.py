@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     """How long a workload told to give borrowed capacity back keeps running."""
     quota_hold_seconds: int = Field(default=900, ge=60, le=86400)
     """How long a request waiting for reclaimed capacity stays pending."""
+    sdn_learn_ttl_seconds: int = Field(default=300, ge=10, le=86400)
+    """How long a direct entry granted on a learn report lives (``ondemand`` VPCs)."""
+    sdn_learn_cap: int = Field(default=512, ge=1, le=100_000)
+    """The most learned entries one host holds; the least recently granted go first."""
     storage_refresh_minutes: int = Field(default=5, ge=5, le=1440)
     """How often storage pools are re-measured: minutes dividing an hour, or hours dividing a
     day (the schedule is a cron expression, so the runs stay evenly spaced)."""

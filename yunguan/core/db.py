@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, Numeric, String, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -125,3 +127,9 @@ def get_database() -> Database:
     if _current is None:
         raise RuntimeError("database not initialised")
     return _current
+
+
+def insert_missing(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose primary key is not there yet (concurrent callers included)."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    session.execute(insert(model).values(rows).on_conflict_do_nothing())

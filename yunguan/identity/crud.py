@@ -12,8 +12,19 @@ from pydantic import BaseModel
 
 from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import DbSession
+from yunguan.core.errors import BadRequest
 from yunguan.core.pagination import Page, Pages
 from yunguan.identity.deps import CurrentPrincipal
+
+
+def apply_changes(row: Any, data: BaseModel, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Set the fields a PATCH body gave (none of them may be null); returns them."""
+    changes = {k: v for k, v in data.model_dump(exclude_unset=True).items() if k not in skip}
+    for key, value in changes.items():
+        if value is None:
+            raise BadRequest(f"'{key}' cannot be null", code="invalid-field")
+        setattr(row, key, value)
+    return changes
 
 
 @dataclass(frozen=True)

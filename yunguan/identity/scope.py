@@ -105,3 +105,16 @@ def list_permitted(
     """Rows no tenant owns, filtered by equality, one page at a time."""
     require(principal, permission)
     return paginate(session, where_equal(select(model), model, **filters), model.id, page)
+
+
+def list_visible(
+    session: Session,
+    principal: Principal,
+    model: Any,
+    permission: str,
+    page: PageParams,
+    **filters: Any,
+) -> tuple[list[Any], str | None]:
+    """Rows of tenants the principal sees, filtered by equality, one page at a time."""
+    stmt = where_equal(restrict(select(model), model, principal, permission), model, **filters)
+    return paginate(session, stmt, model.id, page)

@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
 from sqlalchemy import Row, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +21,7 @@ from yunguan.core.errors import BadRequest, Conflict, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
+from yunguan.identity.crud import apply_changes
 from yunguan.identity.scope import Principal, get_permitted, list_permitted, require
 from yunguan.inventory.models import (
     Cluster,
@@ -110,15 +110,6 @@ def _create(session: Session, principal: Principal, model: type[M], **values: An
     return _save(session, model(id=new_id(PREFIXES[model]), **values))  # type: ignore[call-arg]
 
 
-def _apply(row: Any, data: BaseModel, skip: Sequence[str] = ()) -> dict[str, Any]:
-    changes = {k: v for k, v in data.model_dump(exclude_unset=True).items() if k not in skip}
-    for key, value in changes.items():
-        if value is None:
-            raise BadRequest(f"'{key}' cannot be null", code="invalid-field")
-        setattr(row, key, value)
-    return changes
-
-
 def _delete(session: Session, principal: Principal, model: type[M], ident: str) -> None:
     row = _get(session, principal, model, ident)
     require(principal, WRITE)
@@ -153,7 +144,7 @@ def list_regions(session: Session, principal: Principal, page: PageParams, **fil
 def update_region(session: Session, principal: Principal, region_id: str, data: RegionUpdate):
     region = _get(session, principal, Region, region_id)
     require(principal, WRITE)
-    _apply(region, data)
+    apply_changes(region, data)
     return _save(session, region)
 
 
@@ -230,7 +221,7 @@ def update_zone(session: Session, principal: Principal, zone_id: str, data: Zone
     require(principal, WRITE)
     if data.tenant_ids is not None:
         _set_access(session, principal, zone, data.tenant_ids)
-    _apply(zone, data, skip=["tenant_ids"])
+    apply_changes(zone, data, skip=["tenant_ids"])
     return _with_grants(session, principal, [_save(session, zone)])[0]
 
 
@@ -257,7 +248,7 @@ def list_pods(session: Session, principal: Principal, page: PageParams, **filter
 def update_pod(session: Session, principal: Principal, pod_id: str, data: PodUpdate) -> Pod:
     pod = _get(session, principal, Pod, pod_id)
     require(principal, WRITE)
-    _apply(pod, data)
+    apply_changes(pod, data)
     return _save(session, pod)
 
 
@@ -367,7 +358,7 @@ def update_host(session: Session, principal: Principal, host_id: str, data: Host
     require(principal, WRITE)
     host = _lock_host(session, host_id)
     cluster = session.get(Cluster, host.cluster_id)
-    _apply(host, data)
+    apply_changes(host, data)
     _set_limits(cluster, host)  # type: ignore[arg-type]
     return _save(session, host)
 
@@ -424,7 +415,7 @@ def update_pool(
 ) -> StoragePool:
     pool = _get(session, principal, StoragePool, pool_id)
     require(principal, WRITE)
-    _apply(pool, data)
+    apply_changes(pool, data)
     _pool_limit(pool)
     return _save(session, pool)
 

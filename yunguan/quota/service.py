@@ -12,13 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
 from yunguan.core.clock import now
 from yunguan.core.config import Settings
+from yunguan.core.db import insert_missing
 from yunguan.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
@@ -66,8 +65,7 @@ def _ensure_rows(session: Session, path: list[str], resources: Iterable[str]) ->
         for resource in resources
         for depth, tenant_id in enumerate(path)
     ]
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    session.execute(insert(QuotaNode).values(rows).on_conflict_do_nothing())
+    insert_missing(session, QuotaNode, rows)
 
 
 def _lock_path(
@@ -201,6 +199,18 @@ def commit(session: Session, reservation_id: str) -> QuotaReservation:
             None,
         )
     return reservation
+
+
+def charge(session: Session, tenant_id: str, amounts: dict[str, int], consumer_id: str) -> None:
+    """Reserve and commit at once, for a resource made within the caller's transaction."""
+    commit(session, reserve(session, tenant_id, amounts, consumer_id=consumer_id).id)
+
+
+def refund(session: Session, consumer_id: str) -> bool:
+    """Give back what ``consumer_id`` holds: its resource is gone. Idempotent."""
+    held = select(QuotaReservation.id).where(QuotaReservation.consumer_id == consumer_id)
+    reservation_id = session.scalar(held)
+    return reservation_id is not None and release(session, reservation_id)
 
 
 def release(session: Session, reservation_id: str) -> bool:

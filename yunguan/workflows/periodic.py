@@ -1,7 +1,8 @@
 """Periodic jobs, as DBOS schedules: every tick runs once across all worker processes.
 
 - storage pools are re-measured every ``YUNGUAN_STORAGE_REFRESH_MINUTES``;
-- quota: due reclaims are carried out and stale reservations expire, every minute.
+- quota: due reclaims are carried out and stale reservations expire, every minute;
+- SDN: learned entries past their TTL are removed (and their hosts told), every minute.
 """
 
 from datetime import datetime
@@ -11,6 +12,7 @@ from dbos import DBOS
 
 from yunguan.core.config import Settings
 from yunguan.core.db import get_database
+from yunguan.network.sdn import learning
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
 
@@ -40,6 +42,17 @@ def settle_quota(scheduled_time: datetime, context: Any) -> int:
     return _settle_quota()
 
 
+@step
+def _expire_learned() -> int:
+    with get_database().session() as session:
+        return learning.expire(session)
+
+
+@DBOS.workflow()
+def expire_learned(scheduled_time: datetime, context: Any) -> int:
+    return _expire_learned()
+
+
 def schedule(settings: Settings) -> None:
     DBOS.apply_schedules(
         [
@@ -49,5 +62,6 @@ def schedule(settings: Settings) -> None:
                 "schedule": settings.storage_refresh_cron,
             },
             {"schedule_name": "quota-settle", "workflow_fn": settle_quota, "schedule": "* * * * *"},
+            {"schedule_name": "sdn-expire", "workflow_fn": expire_learned, "schedule": "* * * * *"},
         ]
     )

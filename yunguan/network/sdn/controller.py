@@ -1,0 +1,296 @@
+"""Desired forwarding state per host, computed from the model.
+
+For each VPC a host serves (it has ports of it, or is one of its gateways) the document
+holds the VPC's routing domain (router MAC, vxnets with VNI, CIDR and anycast gateway IP),
+the host's local ports, and entries for remote ports (IP, MAC, VNI, the remote VTEP):
+
+- ``full``: every remote port of the VPC;
+- ``ondemand``: only the entries the host learned (it reported traffic to them through a
+  gateway), plus the gateways' VTEPs for the default route; gateways hold the full table.
+
+Documents are built from a ``Snapshot`` of the rows they need: one host's (what an agent
+fetches) or every host's (a full resync), by the same code.
+"""
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yunguan.core.clock import now
+from yunguan.core.errors import NotFound
+from yunguan.inventory.models import Host
+from yunguan.network.models import (
+    Eip,
+    Gateway,
+    IpPool,
+    LearnedRoute,
+    Port,
+    SdnHost,
+    SecurityGroup,
+    Vpc,
+    Vxnet,
+)
+
+PORT_COLUMNS = (Port.id, Port.vpc_id, Port.vxnet_id, Port.mac, Port.ip, Port.host_id)
+PORT_COLUMNS += (Port.tenant_id, Port.security_group_ids, Port.ip_pool_id)
+
+
+def versions(session: Session, host_ids: Collection[str]) -> dict[str, int]:
+    """Each host's document version: the largest of its own and of what it shows."""
+    own = dict(
+        session.execute(
+            select(SdnHost.host_id, SdnHost.version).where(SdnHost.host_id.in_(host_ids))
+        ).all()
+    )
+    served = _served(session, host_ids)
+    vpc_ids = {vpc for pairs in served.values() for vpc, _ in pairs}
+    vpcs = {
+        v.id: v
+        for v in session.execute(
+            select(Vpc.id, Vpc.routing_mode, Vpc.layout_version, Vpc.ports_version).where(
+                Vpc.id.in_(vpc_ids)
+            )
+        )
+    }
+    result = {}
+    for host in host_ids:
+        version = own.get(host, 0)
+        for vpc_id, gateway in served.get(host, ()):
+            vpc = vpcs[vpc_id]
+            version = max(version, vpc.layout_version)
+            if gateway or vpc.routing_mode == "full":
+                version = max(version, vpc.ports_version)
+        result[host] = version
+    return result
+
+
+def _served(session: Session, host_ids: Collection[str] | None) -> dict[str, set[tuple[str, bool]]]:
+    """host -> {(vpc, is a gateway of it)} for the VPCs the host serves."""
+    local = select(Port.host_id, Port.vpc_id).where(Port.vpc_id.is_not(None)).distinct()
+    gateways = select(Gateway.host_id, Gateway.vpc_id)
+    if host_ids is not None:
+        local = local.where(Port.host_id.in_(host_ids))
+        gateways = gateways.where(Gateway.host_id.in_(host_ids))
+    else:
+        local = local.where(Port.host_id.is_not(None))
+    served: dict[str, set[tuple[str, bool]]] = defaultdict(set)
+    gateway_pairs = set(session.execute(gateways).tuples())
+    for host, vpc in gateway_pairs:
+        served[host].add((vpc, True))
+    for host, vpc in session.execute(local).tuples():
+        if (host, vpc) not in gateway_pairs:
+            served[host].add((vpc, False))
+    return served
+
+
+@dataclass
+class Snapshot:
+    """The rows that the documents of some hosts (or all hosts) are built from."""
+
+    served: dict[str, set[tuple[str, bool]]]
+    vteps: dict[str, str] = field(default_factory=dict)
+    vpcs: dict[str, Any] = field(default_factory=dict)
+    gateways: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    vxnets: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    vnis: dict[str, int] = field(default_factory=dict)
+    vlans: dict[str, int | None] = field(default_factory=dict)
+    local: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    tables: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    learned: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    nat: dict[str, str] = field(default_factory=dict)  # port id -> EIP
+    snat: dict[str, str] = field(default_factory=dict)  # vpc id -> EIP
+    groups: dict[str, list[dict]] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def load(cls, session: Session, host_ids: Collection[str] | None = None) -> "Snapshot":
+        """``host_ids`` None: every host."""
+        snap = cls(served=_served(session, host_ids))
+        vpc_ids = {vpc for pairs in snap.served.values() for vpc, _ in pairs}
+        for vpc in session.execute(select(Vpc).where(Vpc.id.in_(vpc_ids))).scalars():
+            snap.vpcs[vpc.id] = vpc
+        for vpc_id, host_id in session.execute(
+            select(Gateway.vpc_id, Gateway.host_id)
+            .where(Gateway.vpc_id.in_(vpc_ids))
+            .order_by(Gateway.host_id)
+        ):
+            snap.gateways[vpc_id].append(host_id)
+        for vxnet in session.execute(select(Vxnet).where(Vxnet.vpc_id.in_(vpc_ids))).scalars():
+            snap.vxnets[vxnet.vpc_id].append(vxnet)
+            snap.vnis[vxnet.id] = vxnet.vni
+        local = select(*PORT_COLUMNS).where(Port.host_id.is_not(None))
+        if host_ids is not None:
+            local = local.where(Port.host_id.in_(host_ids))
+        ports = list(session.execute(local))
+        tabled = {  # VPCs whose full table some loaded host shows
+            vpc
+            for pairs in snap.served.values()
+            for vpc, gateway in pairs
+            if gateway or snap.vpcs[vpc].routing_mode == "full"
+        }
+        if host_ids is not None and tabled:
+            more = select(*PORT_COLUMNS).where(Port.vpc_id.in_(tabled), Port.host_id.is_not(None))
+            ports += [p for p in session.execute(more) if p.host_id not in host_ids]
+        for port in ports:
+            if host_ids is None or port.host_id in host_ids:
+                snap.local[port.host_id].append(port)
+            if port.vpc_id in tabled:
+                snap.tables[port.vpc_id].append(port)
+        snap._load_learned(session, host_ids, ports)
+        snap._load_hosts(session, ports)
+        snap._load_nat(session, vpc_ids)
+        snap._load_groups(session, host_ids)
+        return snap
+
+    def _load_learned(
+        self, session: Session, host_ids: Collection[str] | None, known: list
+    ) -> None:
+        learner = LearnedRoute.host_id.label("learner")
+        stmt = select(learner, *PORT_COLUMNS).join(Port, Port.id == LearnedRoute.port_id)
+        stmt = stmt.where(LearnedRoute.expires_at > now(), Port.host_id.is_not(None))
+        if host_ids is not None:
+            stmt = stmt.where(LearnedRoute.host_id.in_(host_ids))
+        for row in session.execute(stmt):
+            self.learned[row.learner].append(row)
+        pools = {p.ip_pool_id for p in known}
+        for pool_id, vlan in session.execute(
+            select(IpPool.id, IpPool.vlan).where(IpPool.id.in_(pools), IpPool.vlan.is_not(None))
+        ):
+            self.vlans[pool_id] = vlan
+
+    def _load_hosts(self, session: Session, ports: list) -> None:
+        hosts = {p.host_id for p in ports} | set(self.served)
+        hosts |= {h for gateways in self.gateways.values() for h in gateways}
+        hosts |= {row.host_id for rows in self.learned.values() for row in rows}
+        for host_id, address in session.execute(
+            select(Host.id, Host.address).where(Host.id.in_(hosts))
+        ):
+            self.vteps[host_id] = address
+
+    def _load_nat(self, session: Session, vpc_ids: set[str]) -> None:
+        for port_id, vpc_id, address in session.execute(
+            select(Eip.port_id, Eip.vpc_id, Eip.address).where(
+                (Eip.port_id.is_not(None)) | Eip.vpc_id.in_(vpc_ids)
+            )
+        ):
+            if port_id is not None:
+                self.nat[port_id] = address
+            else:
+                self.snat[vpc_id] = address
+
+    def _load_groups(self, session: Session, host_ids: Collection[str] | None) -> None:
+        used = {g for ports in self.local.values() for p in ports for g in p.security_group_ids}
+        if not used:
+            return
+        groups = session.scalars(select(SecurityGroup).where(SecurityGroup.id.in_(used))).all()
+        remote = {r["remote_group_id"] for g in groups for r in g.rules if r.get("remote_group_id")}
+        for group in groups:
+            self.groups[group.id] = group.rules
+        tenants = {g.tenant_id for g in groups}
+        if remote:
+            members = select(Port.ip, Port.security_group_ids).where(Port.tenant_id.in_(tenants))
+            for ip, group_ids in session.execute(members):
+                for group_id in set(group_ids) & remote:
+                    self.members[group_id].append(ip)
+
+    # --- documents -------------------------------------------------------------------------
+
+    def hosts(self) -> list[str]:
+        return sorted(set(self.served) | set(self.local))
+
+    def document(self, host_id: str, version: int) -> dict[str, Any]:
+        vpcs = [
+            self._vpc(host_id, vpc, gateway)
+            for vpc, gateway in sorted(self.served.get(host_id, ()))
+        ]
+        classic = [
+            {"port_id": p.id, "mac": p.mac, "ip": p.ip, "vlan": self.vlans.get(p.ip_pool_id)}
+            for p in self.local.get(host_id, ())
+            if p.vpc_id is None
+        ]
+        used = {g for p in self.local.get(host_id, ()) for g in p.security_group_ids}
+        return {
+            "host_id": host_id,
+            "version": version,
+            "vtep": self.vteps.get(host_id, ""),
+            "vpcs": vpcs,
+            "classic_ports": classic,
+            "security_groups": {g: self._rules(g) for g in sorted(used) if g in self.groups},
+        }
+
+    def _vpc(self, host_id: str, vpc_id: str, gateway: bool) -> dict[str, Any]:
+        vpc = self.vpcs[vpc_id]
+        local = [p for p in self.local.get(host_id, ()) if p.vpc_id == vpc_id]
+        gateways = self.gateways.get(vpc_id, [])
+        snat_host = (
+            gateways[0] if gateways else min((p.host_id for p in self.tables[vpc_id]), default=None)
+        )
+        return {
+            "vpc_id": vpc_id,
+            "mode": vpc.routing_mode,
+            "role": "gateway" if gateway else "member",
+            "router_mac": vpc.router_mac,
+            "vxnets": [
+                {"vxnet_id": x.id, "vni": x.vni, "cidr": x.cidr, "gateway_ip": x.gateway_ip}
+                for x in sorted(self.vxnets.get(vpc_id, []), key=lambda x: x.vni)
+            ],
+            "gateways": [self.vteps.get(h, "") for h in gateways]
+            if not gateway and vpc.routing_mode == "ondemand"
+            else [],
+            "local_ports": [
+                {
+                    "port_id": p.id,
+                    "mac": p.mac,
+                    "ip": p.ip,
+                    "vni": self.vnis[p.vxnet_id],
+                    "security_group_ids": p.security_group_ids,
+                    "eip": self.nat.get(p.id),
+                }
+                for p in local
+            ],
+            "remote_ports": [self._entry(p) for p in self.remote(host_id, vpc_id, gateway)],
+            "snat": self.snat.get(vpc_id) if snat_host == host_id else None,
+        }
+
+    def remote(self, host_id: str, vpc_id: str, gateway: bool) -> Iterable[Any]:
+        """The remote ports a host has entries for in one VPC."""
+        if gateway or self.vpcs[vpc_id].routing_mode == "full":
+            return (p for p in self.tables[vpc_id] if p.host_id != host_id)
+        return (
+            p for p in self.learned.get(host_id, ()) if p.vpc_id == vpc_id and p.host_id != host_id
+        )
+
+    def _entry(self, port: Any) -> dict[str, Any]:
+        return {
+            "ip": port.ip,
+            "mac": port.mac,
+            "vni": self.vnis[port.vxnet_id],
+            "vtep": self.vteps.get(port.host_id, ""),
+        }
+
+    def _rules(self, group_id: str) -> list[dict[str, Any]]:
+        return [
+            {**rule, "remote_ips": sorted(self.members.get(rule["remote_group_id"], []))}
+            if rule.get("remote_group_id")
+            else rule
+            for rule in self.groups[group_id]
+        ]
+
+    def entry_count(self, host_id: str) -> int:
+        """Local plus remote entries of the host's document, without building it."""
+        count = len(self.local.get(host_id, ()))
+        for vpc_id, gateway in self.served.get(host_id, ()):
+            count += sum(1 for _ in self.remote(host_id, vpc_id, gateway))
+        return count
+
+
+def document(session: Session, host_id: str) -> dict[str, Any]:
+    """The desired state of one host, as its agent fetches it."""
+    if session.get(Host, host_id) is None:
+        raise NotFound(f"host {host_id} not found")
+    version = versions(session, [host_id])[host_id]
+    return Snapshot.load(session, [host_id]).document(host_id, version)
