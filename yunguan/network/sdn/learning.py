@@ -29,7 +29,7 @@ def learn(
             select(Port.vpc_id).where(Port.host_id == host_id, Port.vpc_id.is_not(None))
         )
     )
-    modes = dict(session.execute(select(Vpc.id, Vpc.routing_mode).where(Vpc.id.in_(mine))).tuples())
+    modes = dict(session.execute(select(Vpc.id, Vpc.routing_mode).where(Vpc.id.in_(mine))).all())
     answers, new = [], False
     for vpc_id, ip in destinations:
         answer = {"vpc_id": vpc_id, "ip": ip, "granted": False}
