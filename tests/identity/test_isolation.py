@@ -1,5 +1,6 @@
 """A tenant never sees or touches another tenant's objects: 404, never 403, never data."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -7,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import topology
 from tests.support.api import Api
+from tests.support.network import port, public_pool, sdn_zone, vpc, vxnet
 from yunguan.core import audit
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
@@ -53,10 +54,19 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     ("DELETE", "/placement-groups/{placement_group_id}"): None,
     ("GET", "/quotas/{tenant_id}"): None,
     ("PATCH", "/quotas/{tenant_id}"): lambda ctx: {"resource": "vcpus", "guarantee": 1},
+    ("GET", "/vpcs/{item_id}/topology"): None,
+    ("POST", "/eips/{item_id}/actions"): lambda ctx: {"action": "unbind"},
 }
+# tenant resources of the network: read, rename, delete
+_OWNED = ("vpcs", "vxnets", "ports", "security-groups", "eips")
+for _noun in _OWNED:
+    MEMBER_ROUTES[("GET", f"/{_noun}/{{item_id}}")] = None
+    MEMBER_ROUTES[("PATCH", f"/{_noun}/{{item_id}}")] = lambda ctx: {"name": "renamed"}
+    MEMBER_ROUTES[("DELETE", f"/{_noun}/{{item_id}}")] = None
 # Infrastructure: only for platform administrators (403 for everyone else, whose tenant
 # owns none of it). Zones are readable by the tenants that may use them (tests/inventory).
 _NOUNS = ("regions", "zones", "pods", "clusters", "hosts", "storage-pools", "placement-policies")
+_NOUNS += ("vlan-pools", "ip-pools")
 INFRASTRUCTURE = {
     (method, f"/{noun}/{{item_id}}") for noun in _NOUNS for method in ("GET", "PATCH", "DELETE")
 } - {("GET", "/zones/{item_id}")}
@@ -66,6 +76,16 @@ INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:
     ("GET", "/placement/claims/{claim_id}"),
     ("DELETE", "/placement/claims/{claim_id}"),
     ("POST", "/quotas/reservations/{reservation_id}/actions"),
+    ("GET", "/ip-pools/{item_id}/addresses"),
+    ("POST", "/ip-pools/{item_id}/addresses"),
+    ("DELETE", "/ip-pools/{item_id}/addresses/{address}"),
+    ("GET", "/sdn/hosts/{item_id}/document"),
+    ("POST", "/sdn/hosts/{item_id}/learn"),
+}
+INFRASTRUCTURE_BODIES = {
+    "/actions": lambda path: {"action": "commit" if "quotas" in path else "refresh"},
+    "/addresses": lambda path: {"owner_id": "i-1"},
+    "/learn": lambda path: {"destinations": []},
 }
 NOT_TENANT_OWNED = {("GET", "/roles/{role_name}"), ("GET", "/zones/{item_id}")} | INFRASTRUCTURE
 PARAM_TO_OBJECT = {
@@ -91,6 +111,14 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         admin.post("/placement-groups", {"name": "pg", "tenant_id": b["id"], "policy": "affinity"}),
         201,
     )
+    site = sdn_zone(admin, hosts=1)
+    public_pool(admin, site["zone"]["id"])
+    b_vpc = vpc(admin, site["zone"]["id"], tenant_id=b["id"])
+    b_vxnet = vxnet(admin, b_vpc["id"], "192.168.1.0/24")
+    b_port = port(admin, b_vxnet["id"], site["hosts"][0]["id"])
+    b_sg = {"name": "sg", "tenant_id": b["id"]}
+    b_sg = admin.ok(admin.post("/security-groups", b_sg), 201)
+    b_eip = admin.ok(admin.post("/eips", {"tenant_id": b["id"]}), 201)
     from yunguan.workflows import service as operations
 
     with db.session() as session:
@@ -117,6 +145,11 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         "event": event.id,
         "operation": operation.id,
         "b_child": b_child["id"],
+        "vpcs": b_vpc["id"],
+        "vxnets": b_vxnet["id"],
+        "ports": b_port["id"],
+        "security-groups": b_sg["id"],
+        "eips": b_eip["id"],
     }
 
 
@@ -134,11 +167,9 @@ def test_every_member_route_is_covered(app) -> None:
 def test_infrastructure_is_for_platform_administrators(
     two_tenants: dict[str, Any], admin: Api, method: str, template: str
 ) -> None:
-    topology.datacentre(admin, hosts=1)
-    path = template.split("{")[0] + "x-1" + template.split("}")[1]
-    body = {}
-    if path.endswith("/actions"):
-        body = {"action": "commit" if "quotas" in path else "refresh"}
+    path = re.sub(r"\{[^}]+\}", "x-1", template)
+    ending = "/" + path.rsplit("/", 1)[-1]
+    body = INFRASTRUCTURE_BODIES[ending](path) if ending in INFRASTRUCTURE_BODIES else {}
     answer = two_tenants["caller"].call(method, path, json=body if method != "GET" else None)
     assert answer.status_code == 403, answer.text
 
@@ -148,7 +179,8 @@ def test_other_tenants_objects_answer_404(
     two_tenants: dict[str, Any], admin: Api, method: str, template: str
 ) -> None:
     param = template.split("{")[1].split("}")[0]
-    path = template.replace(f"{{{param}}}", two_tenants[PARAM_TO_OBJECT[param]])
+    owner = template.split("/")[1] if param == "item_id" else PARAM_TO_OBJECT[param]
+    path = template.replace(f"{{{param}}}", two_tenants[owner])
     build = MEMBER_ROUTES[(method, template)]
     body = build(two_tenants) if build else None
     answer = two_tenants["caller"].call(method, path, json=body)

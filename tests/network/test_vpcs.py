@@ -142,3 +142,12 @@ def test_ports_take_free_addresses_and_give_them_back(admin: Api, root_id: str) 
     assert (outside.status_code, outside.json()["code"]) == (400, "bad-address")
     both = admin.post("/ports", {"vxnet_id": sub["id"], "ip_pool_id": sub["ip_pool_id"]})
     assert both.status_code == 400
+
+
+def test_a_tenant_owning_network_resources_cannot_be_deleted(admin: Api, root_id: str) -> None:
+    tenant = admin.tenant(root_id, "Holder")
+    group = admin.ok(admin.post("/security-groups", {"name": "sg", "tenant_id": tenant["id"]}), 201)
+    answer = admin.delete(f"/tenants/{tenant['id']}")
+    assert (answer.status_code, answer.json()["code"]) == (409, "tenant-not-empty")
+    assert "network resource" in answer.json()["detail"]
+    assert admin.ok(admin.get(f"/tenants/{tenant['id']}"))["state"] == "active"

@@ -7,7 +7,7 @@ documents changed.
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from yunguan.identity.scope import (
 from yunguan.inventory import service as inventory
 from yunguan.inventory.models import Host
 from yunguan.network import ipam
-from yunguan.network.models import Eip, IpPool, LearnedRoute, Port, SecurityGroup, Vxnet
+from yunguan.network.models import Eip, IpPool, LearnedRoute, Port, SecurityGroup, Vpc, Vxnet
 from yunguan.network.schemas import (
     PortCreate,
     PortUpdate,
@@ -279,3 +279,11 @@ def delete_port(session: Session, principal: Principal, port_id: str) -> None:
     session.delete(port)
     _placed(session, port.id, port.vpc_id, [port.host_id])
     audit.note(target_type="port", target_id=port.id, tenant_id=port.tenant_id)
+
+
+def count_tenant_resources(session: Session, tenant_id: str) -> int:
+    """Network resources a tenant still owns (a deleted tenant may own none)."""
+    models = (Port, SecurityGroup, Eip, Vxnet, Vpc)
+    return sum(
+        session.scalar(select(func.count()).where(m.tenant_id == tenant_id)) or 0 for m in models
+    )

@@ -21,6 +21,7 @@ from yunguan.core.faults import fault_point
 from yunguan.identity import service as identity
 from yunguan.identity.models import Tenant
 from yunguan.identity.scope import Principal
+from yunguan.network import ports as network
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
 from yunguan.workflows.models import Operation
@@ -31,11 +32,13 @@ step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
 
 
 def check_empty(session: Session, tenant: Tenant) -> None:
-    """Nothing may live in a deleted tenant: no sub-tenants, placements or quota held."""
+    """Nothing may live in a deleted tenant: no sub-tenants, placements, quota held or
+    network resources."""
     identity.check_deletable(session, tenant)
     for count, what in (
         (scheduler.count_tenant_claims, "placement claim(s)"),
         (quota.count_tenant_reservations, "quota reservation(s)"),
+        (network.count_tenant_resources, "network resource(s)"),
     ):
         held = count(session, tenant.id)
         if held:
