@@ -26,9 +26,11 @@ lint: test-deps
 
 bench: test-deps
 	scripts/system-deps.sh bench
-	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.api
-	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.scheduler
-	$(BIN)/python -m tests.support.pgcluster -- $(BIN)/python -m bench.quota
+	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.api
+	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.scheduler
+	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.quota
+	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.ipam
+	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.sdn
 
 
 

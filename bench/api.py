@@ -182,7 +182,7 @@ def record(results: list[dict]) -> None:
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     lines = [
         f"\n### bench/api.py — {when}, commit {commit}, {machine}\n",
-        "PostgreSQL 15 (throw-away cluster, fsync off), `yunguan serve --workers 2`, "
+        "PostgreSQL 15 (throw-away cluster, fsync on), `yunguan serve --workers 2`, "
         f"wrk with {CONNECTIONS} connections for {DURATION} on the same machine.\n",
         "| endpoint | requests/s | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|",

@@ -1,6 +1,6 @@
 """Quota admission: checks/s and latency on a tree of 10,000 tenants of depth 6, on
-PostgreSQL (``$YUNGUAN_TEST_PG_URL``; ``make bench`` starts a throw-away cluster, switched
-to fsync=on here) with 16 concurrent clients.
+PostgreSQL (``$YUNGUAN_TEST_PG_URL``; ``make bench`` starts a durable throw-away cluster)
+with 16 concurrent clients.
 
 Each operation is one transaction: reserve 1 vCPU at a random leaf (locking its path root
 first), then, half the time, release an earlier reservation. Every tenant has a guarantee,

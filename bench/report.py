@@ -18,19 +18,22 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def durable_postgres(names: Iterable[str]) -> dict[str, str]:
-    """Fresh databases on the throw-away server (``$YUNGUAN_TEST_PG_URL``), with fsync and
-    synchronous commit back on; empty without a server."""
+    """Fresh databases on the benchmark server (``$YUNGUAN_TEST_PG_URL``, started by
+    ``pgcluster --durable``); empty without a server. Refuses a server that does not fsync
+    its commits: figures from it would flatter."""
     from tests.support.pgcluster import create_database
 
     server = os.environ.get("YUNGUAN_TEST_PG_URL")
     if not server:
         return {}
     engine = create_engine(server.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("ALTER SYSTEM SET fsync = on"))
-        conn.execute(text("ALTER SYSTEM SET synchronous_commit = on"))
-        conn.execute(text("SELECT pg_reload_conf()"))
+    with engine.connect() as conn:
+        settings = [
+            conn.execute(text(f"SHOW {n}")).scalar() for n in ("fsync", "synchronous_commit")
+        ]
     engine.dispose()
+    if settings != ["on", "on"]:
+        raise SystemExit(f"PostgreSQL runs with fsync/synchronous_commit {settings}: use --durable")
     return {name: create_database(server, name) for name in names}
 
 

@@ -3,8 +3,8 @@
 1. In memory: p50/p99 of one decision and decisions/s at 1k, 10k and 100k hosts.
 2. Committed: claims through the scheduler service, each its own transaction, by one and
    by several scheduler processes, on SQLite (a file, WAL, synchronous=NORMAL) and on
-   PostgreSQL (``$YUNGUAN_TEST_PG_URL``; ``make bench`` starts a throw-away cluster,
-   switched to fsync=on here), at 5k and 100k hosts.
+   PostgreSQL (``$YUNGUAN_TEST_PG_URL``; ``make bench`` starts a durable throw-away
+   cluster), at 5k and 100k hosts.
 3. Packing: 20,000 mixed-flavour requests; ``pack`` against an online best-fit baseline
    (hosts used, and the ratio to the lower bound Σ demand ÷ host capacity); ``spread``
    reports the standard deviation of host utilisation.

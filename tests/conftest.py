@@ -98,6 +98,7 @@ def _wipe(db: Database, keep_user: str) -> None:
             network.Vpc,
             network.Segment,
             network.IpAddress,
+            network.IpChunk,
             network.IpPool,
             network.VlanPool,
             scheduler.Claim,

@@ -170,45 +170,49 @@ def test_ipv6_pools_and_bad_pools(admin: Api) -> None:
     )
 )
 def test_the_pool_behaves_like_a_set_of_free_addresses(admin: Api, db, steps) -> None:
-    """Against a reference model: 'next' takes the lowest never-used address, else the one
-    released longest ago whose 30 s cool-down is over; 'pick' takes a chosen address."""
+    """Against a reference model: 'next' takes the lowest free address; released ones cool
+    down for 30 s and go back to the free set when the pool runs out; 'pick' takes a
+    chosen address if it is free or has cooled down."""
     pool = _pool(admin, "10.77.0.0/28", cooldown_seconds=30)
     addresses = [f"10.77.0.{n}" for n in range(1, 15)]
-    start = clock.now()
-    at = [start]
+    at = [clock.now()]
     clock.set_clock(lambda: at[0])
-    fresh, released, held = list(addresses), {}, {}  # released: address -> free from
+    free, cooling, held = set(range(len(addresses))), {}, {}  # positions
     try:
-        for n, (action, index) in enumerate(steps):
-            owner = f"o{n}"
+        for action, index in steps:
+            owner = new_id("o")
             with db.session() as session:
                 if action == "wait":
                     at[0] += timedelta(seconds=20)
                 elif action == "release" and held:
                     gone = sorted(held)[index % len(held)]
-                    ipam.release(session, gone)
-                    released[held.pop(gone)] = at[0] + timedelta(seconds=30)
+                    assert ipam.release(session, gone) == 1
+                    cooling[held.pop(gone)] = at[0] + timedelta(seconds=30)
                 elif action == "next":
-                    ready = sorted((t, a) for a, t in released.items() if t <= at[0])
-                    expected = fresh[0] if fresh else (ready[0][1] if ready else None)
+                    if not free:
+                        free |= {p for p, t in cooling.items() if t <= at[0]}
+                    expected = min(free) if free else None
                     try:
-                        got = ipam.allocate(session, pool["id"], owner)
+                        got = addresses.index(ipam.allocate(session, pool["id"], owner))
                     except ipam.PoolExhausted:
                         got = None
                     assert got == expected
-                    if got:
-                        held[owner] = got
-                        fresh.remove(got) if got in fresh else released.pop(got)
                 elif action == "pick":
-                    wanted = addresses[index % len(addresses)]
-                    free = wanted in fresh or released.get(wanted, at[0] + timedelta(1)) <= at[0]
+                    expected = index % len(addresses)
+                    ready = expected in free or cooling.get(expected, at[0] + timedelta(1)) <= at[0]
                     try:
-                        got = ipam.allocate(session, pool["id"], owner, wanted)
+                        got = addresses.index(
+                            ipam.allocate(session, pool["id"], owner, addresses[expected])
+                        )
                     except ipam.Conflict:
                         got = None
-                    assert (got == wanted) is free
-                    if got:
-                        held[owner] = got
-                        fresh.remove(got) if got in fresh else released.pop(got)
+                    assert (got == expected) is ready
+                if action in ("next", "pick") and got is not None:
+                    held[owner] = got
+                    free.discard(got)
+                    cooling.pop(got, None)
+                for position, _t in list(cooling.items()):  # what the pool returned itself
+                    if position in free:
+                        del cooling[position]
     finally:
         clock.set_clock(None)

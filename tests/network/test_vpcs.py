@@ -146,7 +146,7 @@ def test_ports_take_free_addresses_and_give_them_back(admin: Api, root_id: str) 
 
 def test_a_tenant_owning_network_resources_cannot_be_deleted(admin: Api, root_id: str) -> None:
     tenant = admin.tenant(root_id, "Holder")
-    group = admin.ok(admin.post("/security-groups", {"name": "sg", "tenant_id": tenant["id"]}), 201)
+    admin.ok(admin.post("/security-groups", {"name": "sg", "tenant_id": tenant["id"]}), 201)
     answer = admin.delete(f"/tenants/{tenant['id']}")
     assert (answer.status_code, answer.json()["code"]) == (409, "tenant-not-empty")
     assert "network resource" in answer.json()["detail"]

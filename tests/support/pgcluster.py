@@ -3,7 +3,8 @@
 ``python -m tests.support.pgcluster -- pytest …`` uses ``$YUNGUAN_TEST_PG_URL`` when that
 server answers; otherwise it starts a private cluster (Debian's PostgreSQL binaries, a temp
 dir, a free port, owned by the ``postgres`` user because initdb refuses root), exports its URL
-as ``YUNGUAN_TEST_PG_URL`` to the command, and stops and removes it afterwards.
+as ``YUNGUAN_TEST_PG_URL`` to the command, and stops and removes it afterwards. Tests run it
+without fsync; ``--durable`` (benchmarks) keeps PostgreSQL's durable defaults.
 """
 
 import contextlib
@@ -35,7 +36,7 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[str]:
+def cluster(durable: bool = False) -> Iterator[str]:
     bindir = _binaries()
     workdir = tempfile.mkdtemp(prefix="yunguan-pg-")
     data, port = os.path.join(workdir, "data"), _free_port()
@@ -46,10 +47,9 @@ def cluster() -> Iterator[str]:
         subprocess.run(_as_postgres(args), check=True, stdout=subprocess.DEVNULL, cwd=workdir)
 
     run([f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-    options = (
-        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c max_connections=300 -c synchronous_commit=off -c full_page_writes=off"
-    )
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     run([f"{bindir}/pg_ctl", "-D", data, "-o", options, "-w", "-l", f"{workdir}/log", "start"])
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -84,10 +84,11 @@ def _answers(url: str) -> bool:
 
 def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1 :] if "--" in argv else argv
+    options = argv[: argv.index("--")] if "--" in argv else []
     existing = os.environ.get("YUNGUAN_TEST_PG_URL")
     if existing and _answers(existing):
         return subprocess.call(command)
-    with cluster() as url:
+    with cluster(durable="--durable" in options) as url:
         return subprocess.call(command, env={**os.environ, "YUNGUAN_TEST_PG_URL": url})
 
 

@@ -2,13 +2,21 @@
 ports, security groups and EIPs (the QingCloud-style side), and the SDN controller's state.
 
 Every address any pool can hand out is a row of ``ip_addresses``, made when the pool is
-made. A partial index over the free rows is the pool's free list: an allocation takes the
-first free row in one statement, whatever the pool's fill (no scan-and-retry).
+made; ``ip_chunks`` is the free list, a bitmap per 256 addresses (see ``network.ipam``).
 """
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yunguan.core.clock import now
@@ -78,18 +86,18 @@ class IpPool(Timestamps, Base):
 
 
 class IpAddress(Base):
-    """One address of a pool; free while ``owner_id`` is null (from ``free_after`` on)."""
+    """One address of a pool: held while ``owner_id`` is set; after a release it is
+    ``cooling`` until ``free_after``, then free again."""
 
     __tablename__ = "ip_addresses"
     __table_args__ = (
         UniqueConstraint("pool_id", "address"),
         Index(
-            "ix_ip_addresses_free",
+            "ix_ip_addresses_cooling",
             "pool_id",
             "free_after",
-            "position",
-            postgresql_where=text("owner_id IS NULL"),
-            sqlite_where=text("owner_id IS NULL"),
+            postgresql_where=text("cooling"),
+            sqlite_where=text("cooling"),
         ),
     )
 
@@ -99,7 +107,23 @@ class IpAddress(Base):
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     address: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    cooling: Mapped[bool] = mapped_column(default=False)
     free_after: Mapped[datetime] = mapped_column(default=EPOCH)
+
+
+class IpChunk(Base):
+    """The free list of 256 consecutive positions of a pool: a bitmap (bit set = free) and
+    its count. An allocation locks one chunk row, so concurrent allocators work in
+    different chunks."""
+
+    __tablename__ = "ip_chunks"
+
+    pool_id: Mapped[str] = mapped_column(
+        ForeignKey("ip_pools.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    free: Mapped[int]
+    bits: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class Vpc(Timestamps, Base):

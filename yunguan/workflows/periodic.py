@@ -2,7 +2,8 @@
 
 - storage pools are re-measured every ``YUNGUAN_STORAGE_REFRESH_MINUTES``;
 - quota: due reclaims are carried out and stale reservations expire, every minute;
-- SDN: learned entries past their TTL are removed (and their hosts told), every minute.
+- network: learned SDN entries past their TTL are removed (and their hosts told), and
+  addresses whose cool-down is over return to their pools' free lists, every minute.
 """
 
 from datetime import datetime
@@ -12,6 +13,7 @@ from dbos import DBOS
 
 from yunguan.core.config import Settings
 from yunguan.core.db import get_database
+from yunguan.network import ipam
 from yunguan.network.sdn import learning
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
@@ -43,14 +45,14 @@ def settle_quota(scheduled_time: datetime, context: Any) -> int:
 
 
 @step
-def _expire_learned() -> int:
+def _network_housekeeping() -> int:
     with get_database().session() as session:
-        return learning.expire(session)
+        return learning.expire(session) + ipam.return_cooled(session)
 
 
 @DBOS.workflow()
-def expire_learned(scheduled_time: datetime, context: Any) -> int:
-    return _expire_learned()
+def network_housekeeping(scheduled_time: datetime, context: Any) -> int:
+    return _network_housekeeping()
 
 
 def schedule(settings: Settings) -> None:
@@ -62,6 +64,10 @@ def schedule(settings: Settings) -> None:
                 "schedule": settings.storage_refresh_cron,
             },
             {"schedule_name": "quota-settle", "workflow_fn": settle_quota, "schedule": "* * * * *"},
-            {"schedule_name": "sdn-expire", "workflow_fn": expire_learned, "schedule": "* * * * *"},
+            {
+                "schedule_name": "network-housekeeping",
+                "workflow_fn": network_housekeeping,
+                "schedule": "* * * * *",
+            },
         ]
     )

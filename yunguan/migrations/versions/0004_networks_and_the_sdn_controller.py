@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-23 15:48:56.682603
+Create Date: 2026-11-23 15:59:23.055690
 """
 
 import sqlalchemy as sa
@@ -172,6 +172,7 @@ def upgrade() -> None:
         sa.Column("position", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("address", sa.String(length=64), nullable=False),
         sa.Column("owner_id", sa.String(length=40), nullable=True),
+        sa.Column("cooling", sa.Boolean(), nullable=False),
         sa.Column("free_after", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["pool_id"], ["ip_pools.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("pool_id", "position"),
@@ -179,14 +180,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ip_addresses", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_ip_addresses_free",
-            ["pool_id", "free_after", "position"],
+            "ix_ip_addresses_cooling",
+            ["pool_id", "free_after"],
             unique=False,
-            postgresql_where=sa.text("owner_id IS NULL"),
-            sqlite_where=sa.text("owner_id IS NULL"),
+            postgresql_where=sa.text("cooling"),
+            sqlite_where=sa.text("cooling"),
         )
         batch_op.create_index(batch_op.f("ix_ip_addresses_owner_id"), ["owner_id"], unique=False)
 
+    op.create_table(
+        "ip_chunks",
+        sa.Column("pool_id", sa.String(length=40), nullable=False),
+        sa.Column("chunk", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("free", sa.Integer(), nullable=False),
+        sa.Column("bits", sa.LargeBinary(length=32), nullable=False),
+        sa.ForeignKeyConstraint(["pool_id"], ["ip_pools.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("pool_id", "chunk"),
+    )
     op.create_table(
         "vxnets",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -343,12 +353,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_vxnets_tenant_id"))
 
     op.drop_table("vxnets")
+    op.drop_table("ip_chunks")
     with op.batch_alter_table("ip_addresses", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ip_addresses_owner_id"))
         batch_op.drop_index(
-            "ix_ip_addresses_free",
-            postgresql_where=sa.text("owner_id IS NULL"),
-            sqlite_where=sa.text("owner_id IS NULL"),
+            "ix_ip_addresses_cooling",
+            postgresql_where=sa.text("cooling"),
+            sqlite_where=sa.text("cooling"),
         )
 
     op.drop_table("ip_addresses")
