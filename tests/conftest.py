@@ -89,6 +89,7 @@ def _wipe(db: Database, keep_user: str) -> None:
         session.execute(delete(quota.QuotaNode))
         for model in (
             network.LearnedRoute,
+            network.PortEvent,
             network.SdnHost,
             network.Gateway,
             network.Eip,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from tests.support.api import Api
 from tests.support.network import document, port, public_pool, sdn_zone, vpc, vxnet
 from yunguan.core import clock
-from yunguan.network.sdn import learning
+from yunguan.network.sdn import learning, tables
 
 
 def _vpc_with_ports(admin: Api, mode: str):
@@ -41,7 +41,7 @@ def test_full_mode_pushes_every_remote_port_to_every_host_of_the_vpc(admin: Api)
 
 
 def test_ondemand_hosts_learn_what_they_talk_to_and_forget_it(admin: Api, db) -> None:
-    _site, hosts, net, _subnets, ports = _vpc_with_ports(admin, "ondemand")
+    _site, hosts, net, subnets, ports = _vpc_with_ports(admin, "ondemand")
     doc = document(admin, hosts[1])
     (mine,) = doc["vpcs"]
     assert mine["remote_ports"] == [] and mine["gateways"] == ["10.0.0.1"]
@@ -64,8 +64,24 @@ def test_ondemand_hosts_learn_what_they_talk_to_and_forget_it(admin: Api, db) ->
     assert _remote(moved) == set() and moved["version"] > learned["version"]
     admin.ok(admin.post(f"/sdn/hosts/{hosts[1]}/learn", report))
     assert document(admin, hosts[1])["vpcs"][0]["remote_ports"][0]["vtep"] == "10.0.0.4"
+    gateway_vteps = {
+        e["ip"]: e["vtep"] for e in document(admin, hosts[0])["vpcs"][0]["remote_ports"]
+    }
+    assert gateway_vteps[target["ip"]] == "10.0.0.4"  # the gateway's cached table followed
     admin.ok(admin.delete(f"/ports/{target['id']}"), 204)
     assert _remote(document(admin, hosts[1])) == set()
+    assert len(_remote(document(admin, hosts[0]))) == 5
+    # once the events are pruned, a cached table is read afresh
+    added = port(admin, subnets[1]["id"], hosts[2])
+    later = clock.now() + tables.KEEP + timedelta(seconds=1)
+    clock.set_clock(lambda: later)
+    try:
+        with db.session() as session:
+            assert tables.prune(session) >= 1
+    finally:
+        clock.set_clock(None)
+    admin.ok(admin.delete(f"/ports/{added['id']}"), 204)
+    assert len(_remote(document(admin, hosts[0]))) == 5
     # entries live for their TTL, then the expiry pass removes them and tells the host
     other = ports[hosts[3]][1]
     report = {"destinations": [{"vpc_id": net["id"], "ip": other["ip"]}]}

@@ -94,11 +94,11 @@ def update_eip(session: Session, principal: Principal, eip_id: str, data: EipUpd
 def _changed(session: Session, eip: Eip) -> None:
     """The documents that show the EIP: its VPC's layout, or a classic port's host."""
     if eip.vpc_id is not None:
-        versions.bump_vpc(session, eip.vpc_id, layout=True)
+        versions.bump_layout(session, eip.vpc_id)
     if eip.port_id is not None:
         port = session.get(Port, eip.port_id)
         if port.vpc_id is not None:  # type: ignore[union-attr]
-            versions.bump_vpc(session, port.vpc_id, layout=True)  # type: ignore[union-attr]
+            versions.bump_layout(session, port.vpc_id)  # type: ignore[union-attr]
         versions.bump_hosts(session, [port.host_id])  # type: ignore[union-attr]
 
 

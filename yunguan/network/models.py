@@ -219,6 +219,19 @@ class SdnHost(Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class PortEvent(Base):
+    """A port of a VPC appeared, moved or went at ``version``: what brings a cached copy of
+    the VPC's table up to date. Pruned after a while (see ``sdn.tables``)."""
+
+    __tablename__ = "sdn_port_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(BigInteger, index=True)
+    vpc_id: Mapped[str] = mapped_column(String(40), index=True)
+    port_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=now, index=True)
+
+
 class LearnedRoute(Base):
     """A direct entry granted to a host in ``ondemand`` mode, until ``expires_at``."""
 

@@ -229,7 +229,7 @@ def _placed(session: Session, port_id: str, vpc_id: str | None, hosts: list[str 
     if not any(hosts):
         return
     if vpc_id is not None:
-        versions.bump_vpc(session, vpc_id, ports=True)
+        versions.bump_port(session, vpc_id, port_id)
     forget_learned(session, port_id)
     versions.bump_hosts(session, hosts)
 

@@ -111,7 +111,7 @@ def create_vpc(session: Session, principal: Principal, data: VpcCreate) -> Vpc:
     session.add(vpc)
     session.flush()
     session.add_all(Gateway(vpc_id=vpc.id, host_id=h) for h in gateways)
-    versions.bump_vpc(session, vpc.id, layout=True)
+    versions.bump_layout(session, vpc.id)
     audit.note(target_type="vpc", target_id=vpc.id, tenant_id=tenant.id)
     return vpc
 
@@ -123,7 +123,7 @@ def update_vpc(session: Session, principal: Principal, vpc_id: str, data: VpcUpd
             "this VPC has no gateway hosts: it stays in full mode", code="no-gateway-hosts"
         )
     apply_changes(vpc, data)
-    versions.bump_vpc(session, vpc.id, layout=True, ports=True)
+    versions.bump_layout(session, vpc.id)
     audit.note(target_type="vpc", target_id=vpc.id, tenant_id=vpc.tenant_id)
     return vpc
 
@@ -201,7 +201,7 @@ def create_vxnet(session: Session, principal: Principal, data: VxnetCreate) -> V
     )
     session.add(vxnet)
     session.flush()
-    versions.bump_vpc(session, vpc.id, layout=True)
+    versions.bump_layout(session, vpc.id)
     audit.note(target_type="vxnet", target_id=vxnet.id, tenant_id=vpc.tenant_id)
     return vxnet
 
@@ -227,5 +227,5 @@ def delete_vxnet(session: Session, principal: Principal, vxnet_id: str) -> None:
     session.delete(pool)
     pools.free_segment(session, vxnet.id)
     quota.refund(session, vxnet.id)
-    versions.bump_vpc(session, vxnet.vpc_id, layout=True)
+    versions.bump_layout(session, vxnet.vpc_id)
     audit.note(target_type="vxnet", target_id=vxnet.id, tenant_id=vxnet.tenant_id)

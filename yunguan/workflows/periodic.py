@@ -2,8 +2,9 @@
 
 - storage pools are re-measured every ``YUNGUAN_STORAGE_REFRESH_MINUTES``;
 - quota: due reclaims are carried out and stale reservations expire, every minute;
-- network: learned SDN entries past their TTL are removed (and their hosts told), and
-  addresses whose cool-down is over return to their pools' free lists, every minute.
+- network: learned SDN entries past their TTL are removed (and their hosts told),
+  addresses whose cool-down is over return to their pools' free lists, and old port events
+  are pruned, every minute.
 """
 
 from datetime import datetime
@@ -14,7 +15,7 @@ from dbos import DBOS
 from yunguan.core.config import Settings
 from yunguan.core.db import get_database
 from yunguan.network import ipam
-from yunguan.network.sdn import learning
+from yunguan.network.sdn import learning, tables
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
 
@@ -47,7 +48,7 @@ def settle_quota(scheduled_time: datetime, context: Any) -> int:
 @step
 def _network_housekeeping() -> int:
     with get_database().session() as session:
-        return learning.expire(session) + ipam.return_cooled(session)
+        return learning.expire(session) + ipam.return_cooled(session) + tables.prune(session)
 
 
 @DBOS.workflow()

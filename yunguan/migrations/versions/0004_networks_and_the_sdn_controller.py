@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-23 15:59:23.055690
+Create Date: 2026-11-23 16:19:50.135892
 """
 
 import sqlalchemy as sa
@@ -40,6 +40,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_sdn_learned_expires_at"), ["expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_sdn_learned_host_id"), ["host_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_sdn_learned_port_id"), ["port_id"], unique=False)
+
+    op.create_table(
+        "sdn_port_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("vpc_id", sa.String(length=40), nullable=False),
+        sa.Column("port_id", sa.String(length=40), nullable=False),
+        sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("sdn_port_events", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_sdn_port_events_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_sdn_port_events_version"), ["version"], unique=False)
+        batch_op.create_index(batch_op.f("ix_sdn_port_events_vpc_id"), ["vpc_id"], unique=False)
 
     op.create_table(
         "security_groups",
@@ -385,6 +401,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_security_groups_tenant_id"))
 
     op.drop_table("security_groups")
+    with op.batch_alter_table("sdn_port_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sdn_port_events_vpc_id"))
+        batch_op.drop_index(batch_op.f("ix_sdn_port_events_version"))
+        batch_op.drop_index(batch_op.f("ix_sdn_port_events_created_at"))
+
+    op.drop_table("sdn_port_events")
     with op.batch_alter_table("sdn_learned", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sdn_learned_port_id"))
         batch_op.drop_index(batch_op.f("ix_sdn_learned_host_id"))

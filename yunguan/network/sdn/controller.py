@@ -13,7 +13,7 @@ fetches) or every host's (a full resync), by the same code.
 """
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +34,11 @@ from yunguan.network.models import (
     Vpc,
     Vxnet,
 )
+from yunguan.network.sdn import tables
+from yunguan.network.sdn.tables import REMOTE_COLUMNS
 
-PORT_COLUMNS = (Port.id, Port.vpc_id, Port.vxnet_id, Port.mac, Port.ip, Port.host_id)
-PORT_COLUMNS += (Port.tenant_id, Port.security_group_ids, Port.ip_pool_id)
+# what a local port needs besides what a remote entry needs
+PORT_COLUMNS = (*REMOTE_COLUMNS, Port.tenant_id, Port.security_group_ids, Port.ip_pool_id)
 
 
 def versions(session: Session, host_ids: Collection[str]) -> dict[str, int]:
@@ -99,12 +101,13 @@ class Snapshot:
     vnis: dict[str, int] = field(default_factory=dict)
     vlans: dict[str, int | None] = field(default_factory=dict)
     local: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
-    tables: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
-    learned: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    full_tables: dict[str, list[tables.Entry]] = field(default_factory=dict)
+    learned: dict[tuple[str, str], list[Any]] = field(default_factory=lambda: defaultdict(list))
     nat: dict[str, str] = field(default_factory=dict)  # port id -> EIP
     snat: dict[str, str] = field(default_factory=dict)  # vpc id -> EIP
     groups: dict[str, list[dict]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, host_ids: Collection[str] | None = None) -> "Snapshot":
@@ -132,31 +135,35 @@ class Snapshot:
             for vpc, gateway in pairs
             if gateway or snap.vpcs[vpc].routing_mode == "full"
         }
-        if host_ids is not None and tabled:
-            more = select(*PORT_COLUMNS).where(Port.vpc_id.in_(tabled), Port.host_id.is_not(None))
-            ports += [p for p in session.execute(more) if p.host_id not in host_ids]
+        for vpc in tabled:
+            snap.full_tables[vpc] = tables.table(session, vpc, snap.vpcs[vpc].ports_version)
         for port in ports:
-            if host_ids is None or port.host_id in host_ids:
-                snap.local[port.host_id].append(port)
-            if port.vpc_id in tabled:
-                snap.tables[port.vpc_id].append(port)
-        snap._load_learned(session, host_ids, ports)
+            snap.local[port.host_id].append(port)
+        snap._load_learned(session, host_ids, {p.id: p for p in ports})
         snap._load_hosts(session, ports)
         snap._load_nat(session, vpc_ids)
         snap._load_groups(session, host_ids)
         return snap
 
     def _load_learned(
-        self, session: Session, host_ids: Collection[str] | None, known: list
+        self, session: Session, host_ids: Collection[str] | None, known: dict[str, Any]
     ) -> None:
-        learner = LearnedRoute.host_id.label("learner")
-        stmt = select(learner, *PORT_COLUMNS).join(Port, Port.id == LearnedRoute.port_id)
-        stmt = stmt.where(LearnedRoute.expires_at > now(), Port.host_id.is_not(None))
+        """Learned entries as (learner, port) pairs; ports not loaded yet are fetched by id."""
+        stmt = select(LearnedRoute.host_id, LearnedRoute.port_id).where(
+            LearnedRoute.expires_at > now()
+        )
         if host_ids is not None:
             stmt = stmt.where(LearnedRoute.host_id.in_(host_ids))
-        for row in session.execute(stmt):
-            self.learned[row.learner].append(row)
-        pools = {p.ip_pool_id for p in known}
+        pairs = session.execute(stmt).all()
+        missing = list({port_id for _, port_id in pairs} - known.keys())
+        for start in range(0, len(missing), 5000):
+            lean = select(*REMOTE_COLUMNS).where(Port.id.in_(missing[start : start + 5000]))
+            known.update((p.id, p) for p in session.execute(lean))
+        for learner, port_id in pairs:
+            port = known.get(port_id)
+            if port is not None and port.host_id not in (None, learner):
+                self.learned[(learner, port.vpc_id)].append(port)
+        pools = {p.ip_pool_id for ports in self.local.values() for p in ports}
         for pool_id, vlan in session.execute(
             select(IpPool.id, IpPool.vlan).where(IpPool.id.in_(pools), IpPool.vlan.is_not(None))
         ):
@@ -227,7 +234,7 @@ class Snapshot:
         local = [p for p in self.local.get(host_id, ()) if p.vpc_id == vpc_id]
         gateways = self.gateways.get(vpc_id, [])
         snat_host = (
-            gateways[0] if gateways else min((p.host_id for p in self.tables[vpc_id]), default=None)
+            gateways[0] if gateways else min((h for h, _ in self.full_tables[vpc_id]), default=None)
         )
         return {
             "vpc_id": vpc_id,
@@ -252,19 +259,24 @@ class Snapshot:
                 }
                 for p in local
             ],
-            "remote_ports": [self._entry(p) for p in self.remote(host_id, vpc_id, gateway)],
+            "remote_ports": self.remote(host_id, vpc_id, gateway),
             "snat": self.snat.get(vpc_id) if snat_host == host_id else None,
         }
 
-    def remote(self, host_id: str, vpc_id: str, gateway: bool) -> Iterable[Any]:
-        """The remote ports a host has entries for in one VPC."""
-        if gateway or self.vpcs[vpc_id].routing_mode == "full":
-            return (p for p in self.tables[vpc_id] if p.host_id != host_id)
-        return (
-            p for p in self.learned.get(host_id, ()) if p.vpc_id == vpc_id and p.host_id != host_id
-        )
+    def remote(self, host_id: str, vpc_id: str, gateway: bool) -> list[dict[str, Any]]:
+        """The entries of a host for the remote ports of one VPC."""
+        if self._full_table(vpc_id, gateway):
+            return [entry for host, entry in self.full_tables[vpc_id] if host != host_id]
+        return [self._entry(p) for p in self.learned.get((host_id, vpc_id), ())]
 
     def _entry(self, port: Any) -> dict[str, Any]:
+        """One remote port's entry, built once per snapshot: many hosts show the same."""
+        entry = self.entries.get(port.id)
+        if entry is None:
+            entry = self.entries[port.id] = self._new_entry(port)
+        return entry
+
+    def _new_entry(self, port: Any) -> dict[str, Any]:
         return {
             "ip": port.ip,
             "mac": port.mac,
@@ -282,10 +294,17 @@ class Snapshot:
 
     def entry_count(self, host_id: str) -> int:
         """Local plus remote entries of the host's document, without building it."""
-        count = len(self.local.get(host_id, ()))
+        local = self.local.get(host_id, ())
+        count = len(local)
         for vpc_id, gateway in self.served.get(host_id, ()):
-            count += sum(1 for _ in self.remote(host_id, vpc_id, gateway))
+            if self._full_table(vpc_id, gateway):  # the table less the host's own ports
+                count += len(self.full_tables[vpc_id]) - sum(1 for p in local if p.vpc_id == vpc_id)
+            else:
+                count += len(self.learned.get((host_id, vpc_id), ()))
         return count
+
+    def _full_table(self, vpc_id: str, gateway: bool) -> bool:
+        return gateway or self.vpcs[vpc_id].routing_mode == "full"
 
 
 def document(session: Session, host_id: str) -> dict[str, Any]:

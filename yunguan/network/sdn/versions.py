@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from yunguan.core.db import insert_missing
-from yunguan.network.models import SdnHost, Vpc
+from yunguan.network.models import PortEvent, SdnHost, Vpc
 
 SEQUENCE = "*"
 _NEXT = (
@@ -40,8 +40,15 @@ def bump_hosts(session: Session, host_ids: Iterable[str | None]) -> None:
     session.execute(update(SdnHost).where(SdnHost.host_id.in_(hosts)).values(version=version))
 
 
-def bump_vpc(session: Session, vpc_id: str, *, ports: bool = False, layout: bool = False) -> None:
+def bump_layout(session: Session, vpc_id: str) -> None:
+    """The VPC's routing domain changed (vxnets, EIPs, mode): every host of it is told."""
     version = next_version(session)
-    values = {"ports_version": version} if ports else {}
-    values |= {"layout_version": version} if layout else {}
-    session.execute(update(Vpc).where(Vpc.id == vpc_id).values(**values))
+    session.execute(update(Vpc).where(Vpc.id == vpc_id).values(layout_version=version))
+
+
+def bump_port(session: Session, vpc_id: str, port_id: str) -> None:
+    """A port of the VPC appeared, moved or went: the hosts with its full table are told,
+    and the event lets cached tables catch up."""
+    version = next_version(session)
+    session.execute(update(Vpc).where(Vpc.id == vpc_id).values(ports_version=version))
+    session.add(PortEvent(version=version, vpc_id=vpc_id, port_id=port_id))
