@@ -208,3 +208,138 @@ def test_quota_commands(run, root_id: str) -> None:
     rows = _json(run("quota", "tree", "--parent", acme["id"], "-o", "json"))
     assert [r["tenant_id"] for r in rows] == [team["id"]]
     assert "vcpus" in run("quota", "show", acme["id"])
+
+
+def test_network_commands(run, root_id: str) -> None:
+    region = _json(run("region", "create", "east", "-o", "json"))
+    zone = _json(run("zone", "create", "east-1", "--region", region["id"], "-o", "json"))
+    pod = _json(run("pod", "create", "p1", "--zone", zone["id"], "-o", "json"))
+    cluster = _json(run("cluster", "create", "c1", "--pod", pod["id"], "-o", "json"))
+    host = _json(
+        run(
+            "host",
+            "create",
+            "h1",
+            "--cluster",
+            cluster["id"],
+            "--cores",
+            "8",
+            "--memory-mb",
+            "8192",
+            "-o",
+            "json",
+        )
+    )
+    run(
+        "vlan-pool",
+        "create",
+        "vni",
+        "--zone",
+        zone["id"],
+        "--type",
+        "vxlan",
+        "--first",
+        "100",
+        "--last",
+        "200",
+    )
+    public = _json(
+        run(
+            "vlan-pool",
+            "create",
+            "pub",
+            "--zone",
+            zone["id"],
+            "--first",
+            "7",
+            "--last",
+            "7",
+            "--cidr",
+            "198.51.100.0/29",
+            "-o",
+            "json",
+        )
+    )
+    pool = _json(
+        run(
+            "ip-pool",
+            "create",
+            "eips",
+            "--vlan-pool",
+            public["id"],
+            "--purpose",
+            "public",
+            "--reserved",
+            "198.51.100.1-198.51.100.2",
+            "-o",
+            "json",
+        )
+    )
+    assert (pool["total"], pool["reserved"], pool["free"]) == (6, 2, 4)
+    held = _json(
+        run(
+            "ip-pool",
+            "allocate",
+            pool["id"],
+            "--owner",
+            "i-x",
+            "--address",
+            "198.51.100.5",
+            "-o",
+            "json",
+        )
+    )
+    assert held["owner_id"] == "i-x"
+    run("ip-pool", "release", pool["id"], "198.51.100.5")
+    vpc = _json(
+        run("vpc", "create", "web", "--zone", zone["id"], "--cidr", "10.3.0.0/16", "-o", "json")
+    )
+    assert vpc["routing_mode"] == "full"  # the zone has no gateway hosts
+    sub = _json(
+        run("vxnet", "create", "front", "--vpc", vpc["id"], "--cidr", "10.3.1.0/24", "-o", "json")
+    )
+    group = _json(
+        run(
+            "security-group",
+            "create",
+            "web",
+            "--rule",
+            "ingress tcp 80-81 0.0.0.0/0",
+            "--rule",
+            "egress any",
+            "-o",
+            "json",
+        )
+    )
+    assert group["rules"][0]["port_max"] == 81 and group["rules"][1]["protocol"] == "any"
+    nic = _json(
+        run(
+            "port",
+            "create",
+            "--vxnet",
+            sub["id"],
+            "--host",
+            host["id"],
+            "--security-group",
+            group["id"],
+            "-o",
+            "json",
+        )
+    )
+    assert nic["ip"] == "10.3.1.2"
+    eip = _json(run("eip", "create", "--pool", pool["id"], "-o", "json"))
+    assert (
+        _json(run("eip", "bind", eip["id"], "--port", nic["id"], "-o", "json"))["port_id"]
+        == nic["id"]
+    )
+    tree = run("vpc", "topology", vpc["id"])
+    assert "10.3.1.0/24" in tree and f"eip {eip['address']}" in tree
+    document = _json(run("sdn", "document", host["id"]))
+    assert document["vpcs"][0]["local_ports"][0]["eip"] == eip["address"]
+    assert "no change" in run("sdn", "document", host["id"], "--since", str(document["version"]))
+    bad = run("vxnet", "create", "x", "--vpc", vpc["id"], "--cidr", "10.4.0.0/24", expect=1)
+    assert "not inside" in bad
+    run("eip", "unbind", eip["id"])
+    for noun, item in (("eip", eip), ("port", nic), ("vxnet", sub), ("vpc", vpc)):
+        run(noun, "delete", item["id"])
+    assert _json(run("vpc", "list", "-o", "json")) == []

@@ -18,6 +18,7 @@ from yunguan.core.logging import configure_logging
 from yunguan.core.migrate import upgrade
 from yunguan.identity.cli import audit, group, role, tenant, user
 from yunguan.inventory import cli as inventory_cli
+from yunguan.network import cli as network_cli
 from yunguan.quota import cli as quota_cli
 from yunguan.scheduler import cli as scheduler_cli
 
@@ -35,7 +36,11 @@ for sub, name in (
     (audit, "audit"),
     (operation_app, "operation"),
     (quota_cli.quota, "quota"),
-    *((sub, noun) for noun, sub in {**inventory_cli.COMMANDS, **scheduler_cli.COMMANDS}.items()),
+    *(
+        (sub, noun)
+        for commands in (inventory_cli.COMMANDS, scheduler_cli.COMMANDS, network_cli.COMMANDS)
+        for noun, sub in commands.items()
+    ),
 ):
     app.add_typer(sub, name=name)
 
