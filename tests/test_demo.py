@@ -8,6 +8,8 @@ from yunguan.core.db import Database
 from yunguan.core.migrate import upgrade
 from yunguan.demo import seed
 from yunguan.inventory.models import Host, StoragePool
+from yunguan.network.models import Eip, Gateway, Port, Vpc
+from yunguan.network.sdn import controller
 from yunguan.scheduler.models import PlacementPolicy
 
 
@@ -24,4 +26,12 @@ def test_demo_seeds_a_data_centre_once(tmp_path) -> None:
         assert session.scalar(select(func.count()).select_from(PlacementPolicy)) == 1
         pool = session.scalars(select(StoragePool)).one()
         assert pool.source == (tmp_path / "data").resolve().as_uri()
+        vpc = session.scalars(select(Vpc)).one()
+        assert vpc.routing_mode == "ondemand"  # the zone has gateway hosts
+        bound = session.scalars(select(Port).where(Port.host_id.is_not(None))).all()
+        eip = session.scalars(select(Eip)).one()
+        assert len(bound) == 4 and eip.port_id in {p.id for p in bound}
+        gateway = session.scalars(select(Gateway.host_id)).first()
+        doc = controller.document(session, gateway)
+        assert len(doc["vpcs"][0]["remote_ports"]) == 4  # the gateway holds the whole table
     db.dispose()

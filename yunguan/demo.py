@@ -13,6 +13,17 @@ from yunguan.identity.scope import Principal
 from yunguan.identity.service import bootstrap_user, ensure_root_tenant
 from yunguan.inventory import schemas
 from yunguan.inventory import service as inventory
+from yunguan.inventory.models import Cluster, Host
+from yunguan.network import eips, pools, ports, vpcs
+from yunguan.network.schemas import (
+    EipAction,
+    EipCreate,
+    IpPoolCreate,
+    PortCreate,
+    VlanPoolCreate,
+    VpcCreate,
+    VxnetCreate,
+)
 from yunguan.scheduler import service as scheduler
 from yunguan.scheduler.schemas import PolicyCreate
 
@@ -62,7 +73,8 @@ def seed(session: Session, settings: Settings) -> bool:
 
 def _datacentre(session: Session, settings: Settings, root: Tenant) -> None:
     """One region; a public zone (KVM with overcommit, a GPU host, bare metal) that packs,
-    and a zone private to the industrial park; a primary pool measured on the data dir."""
+    and a zone private to the industrial park; a primary pool measured on the data dir;
+    their networks."""
     operator = Principal("u-demo", "demo", root.id, root.path, frozenset({PLATFORM_ADMIN}))
     park = session.scalars(select(Tenant).where(Tenant.name == "Industrial Park Authority")).one()
     region = inventory.create_region(session, operator, schemas.RegionCreate(name="cn-east"))
@@ -81,7 +93,7 @@ def _datacentre(session: Session, settings: Settings, root: Tenant) -> None:
         pod = inventory.create_pod(
             session, operator, schemas.PodCreate(name="rack-01", zone_id=zone.id)
         )
-        for name, hypervisor, cpu, hosts in clusters:
+        for hypervisor_index, (name, hypervisor, cpu, hosts) in enumerate(clusters):
             cluster = inventory.create_cluster(
                 session,
                 operator,
@@ -92,7 +104,12 @@ def _datacentre(session: Session, settings: Settings, root: Tenant) -> None:
             inventory.insert_hosts(
                 session,
                 [
-                    {**spec, "name": f"{zone.name}-{name}-{n:02d}", "cluster_id": cluster.id}
+                    {
+                        **spec,
+                        "name": f"{zone.name}-{name}-{n:02d}",
+                        "cluster_id": cluster.id,
+                        "address": f"10.250.{len(clusters) * 10 + hypervisor_index}.{n + 1}",
+                    }
                     for n, spec in enumerate(hosts)
                 ],
             )
@@ -111,12 +128,83 @@ def _datacentre(session: Session, settings: Settings, root: Tenant) -> None:
         operator,
         PolicyCreate(name="east-1a packs", strategy="pack", zone_id=public.id),
     )
+    _networks(session, operator, public.id, park_zone.id)
+
+
+def _networks(session: Session, operator: Principal, public_id: str, park_id: str) -> None:
+    """Each zone: VNIs for vxnets and a guest VLAN; east-1a: public addresses for EIPs and
+    the Platform Team's VPC (web and db vxnets, a few ports, an EIP)."""
+    for n, zone_id in enumerate((public_id, park_id)):
+        vni = VlanPoolCreate(
+            name=f"vni-{n}", zone_id=zone_id, network_type="vxlan", first_id=1000, last_id=4999
+        )
+        pools.create_vlan_pool(session, operator, vni)
+        guest = pools.create_vlan_pool(
+            session,
+            operator,
+            VlanPoolCreate(
+                name=f"guest-{n}",
+                zone_id=zone_id,
+                first_id=100 + n * 100,
+                last_id=199 + n * 100,
+                cidr=f"172.{20 + n}.0.0/22",
+                gateway=f"172.{20 + n}.0.1",
+                label="br-guest",
+            ),
+        )
+        pools.create_ip_pool(
+            session, operator, IpPoolCreate(name=f"guest-{n}", vlan_pool_id=guest.id)
+        )
+    public = pools.create_vlan_pool(
+        session,
+        operator,
+        VlanPoolCreate(
+            name="public",
+            zone_id=public_id,
+            first_id=10,
+            last_id=10,
+            cidr="203.0.113.0/26",
+            gateway="203.0.113.1",
+        ),
+    )
+    pools.create_ip_pool(
+        session,
+        operator,
+        IpPoolCreate(name="eips", vlan_pool_id=public.id, purpose="public", cooldown_seconds=600),
+    )
+    team = session.scalars(select(Tenant).where(Tenant.name == "Platform Team")).one()
+    vpc = vpcs.create_vpc(
+        session,
+        operator,
+        VpcCreate(name="platform", zone_id=public_id, cidr="10.0.0.0/16", tenant_id=team.id),
+    )
+    web, db = (
+        vpcs.create_vxnet(session, operator, VxnetCreate(name=name, vpc_id=vpc.id, cidr=cidr))
+        for name, cidr in (("web", "10.0.1.0/24"), ("db", "10.0.2.0/24"))
+    )
+    hosts = session.scalars(
+        select(Host.id)
+        .join(Cluster, Cluster.id == Host.cluster_id)
+        .where(Cluster.name == "kvm-general", Host.zone_id == public_id)
+        .order_by(Host.name)
+    ).all()
+    made = [
+        ports.create_port(session, operator, PortCreate(vxnet_id=vxnet.id, host_id=host))
+        for vxnet, host in ((web, hosts[2]), (web, hosts[3]), (web, hosts[4]), (db, hosts[3]))
+    ]
+    eip = eips.create_eip(session, operator, EipCreate(tenant_id=team.id, name="web"))
+    eips.act(session, operator, eip.id, EipAction(action="bind", port_id=made[0].id))
 
 
 _KVM = {"cpu_sockets": 2, "cpu_cores": 32, "cpu_mhz": 2600, "memory_mb": 262144, "disk_gb": 4000}
 _METAL = {**_KVM, "cpu_cores": 48, "memory_mb": 393216, "disk_count": 2, "disk_gb": 2 * 1920}
 DEMO_CLUSTERS = [
-    ("kvm-general", "kvm", 4, [{**_KVM, "traits": ["ssd"]} for _ in range(12)]),
+    (
+        "kvm-general",
+        "kvm",
+        4,
+        [{**_KVM, "traits": ["ssd"] + (["sdn-gateway"] if n < 2 else [])} for n in range(12)],
+    ),
     ("kvm-gpu", "kvm", 2, [{**_KVM, "gpus": 4, "traits": ["ssd", "gpu-a100"]} for _ in range(2)]),
     ("metal", "baremetal", 1, [{**_METAL, "bmc_address": f"10.20.0.{n}"} for n in range(4)]),
 ]
