@@ -174,3 +174,31 @@ def test_topology_capacity_and_dry_run_in_the_browser(page, live_admin: Api, roo
     page.wait_for_selector("#verdict")
     verdict = page.locator("#verdict").inner_text()
     assert dc["hosts"][1]["name"] in verdict and "state" in verdict
+
+
+def test_member_builds_a_vpc_in_the_browser(page, live_admin: Api, root_id: str) -> None:
+    from tests.support.network import sdn_zone
+
+    sdn_zone(live_admin, hosts=1)
+    acme = live_admin.tenant(root_id, "Acme")
+    live_admin.user(acme["id"], "acme-member")
+    login(page, "acme-member", PASSWORD)
+    page.click("nav.side >> text=Networks")
+    page.wait_for_url("**/networks")
+    page.fill("#networks-panel form[hx-post='/networks/vpcs'] input[name=name]", "shop")
+    page.fill("#networks-panel form[hx-post='/networks/vpcs'] input[name=cidr]", "10.8.0.0/16")
+    page.click("text=Create VPC")
+    page.wait_for_selector("text=Created VPC “shop” (10.8.0.0/16).")
+    vpc = page.locator("#vpcs > li", has_text="shop")
+    vpc.locator("summary").click()
+    vpc.locator("input[name=name]").fill("web")
+    vpc.locator("input[name=cidr]").fill("10.9.0.0/24")
+    vpc.locator("text=Add vxnet").click()
+    page.wait_for_selector("#networks-panel .error")
+    assert "not inside the VPC's 10.8.0.0/16" in page.locator("#networks-panel .error").inner_text()
+    vpc = page.locator("#vpcs > li", has_text="shop")
+    vpc.locator("summary").click()
+    vpc.locator("input[name=name]").fill("web")
+    vpc.locator("input[name=cidr]").fill("10.8.1.0/24")
+    vpc.locator("text=Add vxnet").click()
+    page.wait_for_selector("[data-vxnet] >> text=gateway 10.8.1.1")

@@ -8,6 +8,7 @@ import typer
 from yunguan.cli.client import Client
 from yunguan.cli.output import Format, OutputOption, show
 from yunguan.inventory.cli import given, noun_app
+from yunguan.network.schemas import ranges_from_text
 
 Opt = typer.Option
 Name = Annotated[str, typer.Argument(help="name")]
@@ -60,14 +61,6 @@ def _flat(pool: dict[str, Any]) -> dict[str, Any]:
     return {**pool, **pool.get("usage", {})}
 
 
-def _pairs(ranges: list[str] | None) -> list[list[str]]:
-    pairs = []
-    for text in ranges or []:
-        first, _, last = text.partition("-")
-        pairs.append([first, last or first])
-    return pairs
-
-
 @COMMANDS["vlan-pool"].command("create")
 def vlan_pool_create(
     name: Name,
@@ -100,7 +93,10 @@ def ip_pool_create(
 ) -> None:
     body = given(name=name, vlan_pool_id=vlan_pool_id, vlan=vlan, purpose=purpose, cidr=cidr)
     body |= given(gateway=gateway, cooldown_seconds=cooldown)
-    body |= {"ranges": _pairs(range_), "reserved": _pairs(reserved)}
+    body |= {
+        "ranges": ranges_from_text(range_ or []),
+        "reserved": ranges_from_text(reserved or []),
+    }
     _send("ip-pool", "post", "/ip-pools", body, output)
 
 

@@ -253,12 +253,13 @@ def update_port(session: Session, principal: Principal, port_id: str, data: Port
             None if new_host is None else _host(session, principal, new_host, pool.zone_id)
         )  # type: ignore[union-attr]
     if data.security_group_ids is not None:
+        before = set(port.security_group_ids)
         port.security_group_ids = _groups(
             session, principal, port.tenant_id, data.security_group_ids
         )
-        versions.bump_hosts(
-            session, _hosts_of_groups(session, port.tenant_id, set(port.security_group_ids))
-        )
+        touched = before | set(port.security_group_ids)
+        hosts = _hosts_of_groups(session, port.tenant_id, touched) | {port.host_id}
+        versions.bump_hosts(session, hosts)
     if data.name is not None:
         port.name = data.name
     if "device_id" in changes:

@@ -30,6 +30,12 @@ Ids = Annotated[list[Identifier], Field(max_length=16)]
 Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")]
 
 
+def ranges_from_text(lines: list[str]) -> list[list[str]]:
+    """Address ranges typed as ``first-last`` (or one address), one per item."""
+    pairs = (line.strip().partition("-") for line in lines if line.strip())
+    return [[first.strip(), (last or first).strip()] for first, _, last in pairs]
+
+
 class VlanPoolCreate(Input):
     name: Name
     zone_id: Identifier

@@ -28,7 +28,8 @@ from yunguan.identity.scope import Principal
 
 WEB = Path(__file__).resolve().parent
 TEMPLATE_DIRS = [WEB / "templates"] + [
-    WEB.parent / domain / "templates" for domain in ("identity", "inventory", "scheduler", "quota")
+    WEB.parent / domain / "templates"
+    for domain in ("identity", "inventory", "scheduler", "quota", "network")
 ]
 
 templates = Jinja2Templates(
@@ -54,11 +55,13 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
         mine.append({"href": "/groups", "label": "Groups"})
     if principal.can("resource:read"):
         mine.append({"href": "/quotas", "label": "Quotas"})
+        mine.append({"href": "/networks", "label": "Networks"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
         platform = [
             {"href": "/infrastructure", "label": "Infrastructure"},
+            {"href": "/ip-pools", "label": "IP pools"},
             {"href": "/placement", "label": "Placement"},
             {"href": "/roles", "label": "Roles"},
             {"href": "/api/v1/docs", "label": "API reference"},
@@ -203,12 +206,13 @@ def dashboard(request: Request) -> Response:
 def mount(app: FastAPI) -> None:
     from yunguan.identity.views import router as identity_pages
     from yunguan.inventory.views import router as inventory_pages
+    from yunguan.network.views import router as network_pages
     from yunguan.quota.views import router as quota_pages
     from yunguan.scheduler.views import router as scheduler_pages
 
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.include_router(router)
-    for pages in (identity_pages, quota_pages, inventory_pages, scheduler_pages):
+    for pages in (identity_pages, quota_pages, inventory_pages, scheduler_pages, network_pages):
         app.include_router(pages)
 
     @app.exception_handler(LoginRequired)
