@@ -149,3 +149,5 @@ def test_documents_are_versioned_and_long_polled(admin: Api, root_id: str) -> No
     assert member.get(path).status_code == 403
     assert member.post(f"/sdn/hosts/{hosts[1]}/learn", {"destinations": []}).status_code == 403
     assert admin.get("/sdn/hosts/host-nothere/document").status_code == 404
+    unknown = admin.get("/sdn/hosts/host-nothere/document", params={"since": 9, "wait": 30})
+    assert unknown.status_code == 404  # at once, not after the wait

@@ -307,9 +307,14 @@ class Snapshot:
         return gateway or self.vpcs[vpc_id].routing_mode == "full"
 
 
-def document(session: Session, host_id: str) -> dict[str, Any]:
-    """The desired state of one host, as its agent fetches it."""
+def host_version(session: Session, host_id: str) -> int:
+    """One host's document version; 404 for a host that does not exist."""
     if session.get(Host, host_id) is None:
         raise NotFound(f"host {host_id} not found")
-    version = versions(session, [host_id])[host_id]
+    return versions(session, [host_id])[host_id]
+
+
+def document(session: Session, host_id: str) -> dict[str, Any]:
+    """The desired state of one host, as its agent fetches it."""
+    version = host_version(session, host_id)
     return Snapshot.load(session, [host_id]).document(host_id, version)
