@@ -59,7 +59,9 @@ def _pool(admin: Api, cidr: str, **fields) -> dict:
         zone_id = sdn_zone(admin, hosts=1)["zone"]["id"]
         body = {"name": "guest", "zone_id": zone_id, "first_id": 1, "last_id": 4094}
         vlans = [admin.ok(admin.post("/vlan-pools", body), 201)]
-    ip_pool = {"name": new_id("guest"), "vlan_pool_id": vlans[0]["id"], "cidr": cidr, **fields}
+    vlan = len(admin.ok(admin.get("/ip-pools", params={"limit": 1000}))["items"]) + 1
+    ip_pool = {"name": new_id("guest"), "vlan_pool_id": vlans[0]["id"], "cidr": cidr}
+    ip_pool |= {"vlan": vlan, **fields}  # a VLAN of its own: pools of one VLAN may not overlap
     return admin.ok(admin.post("/ip-pools", ip_pool), 201)
 
 
@@ -135,7 +137,7 @@ def test_specific_reserved_and_cooling_addresses(admin: Api, db) -> None:
 
 def test_ipv6_pools_and_bad_pools(admin: Api) -> None:
     pool = _pool(admin, "10.7.0.0/24")
-    assert pool["vlan"] == 1 and pool["usage"]["free"] == 254
+    assert pool["usage"]["free"] == 254
     vlan_pool_id = pool["vlan_pool_id"]
     six = {"name": "v6", "vlan_pool_id": vlan_pool_id, "cidr": "2001:db8::/64"}
     six["ranges"] = [["2001:db8::100", "2001:db8::1ff"]]
@@ -156,6 +158,9 @@ def test_ipv6_pools_and_bad_pools(admin: Api) -> None:
     ):
         answer = admin.post("/ip-pools", {"name": "bad", "vlan_pool_id": vlan_pool_id, **body})
         assert (answer.status_code, answer.json()["code"]) == (400, code), body
+    same_vlan = {"name": "half", "vlan_pool_id": vlan_pool_id, "vlan": pool["vlan"]}
+    overlapping = admin.post("/ip-pools", {**same_vlan, "cidr": "10.7.0.128/25"})
+    assert (overlapping.status_code, overlapping.json()["code"]) == (409, "overlap")
 
 
 @settings(

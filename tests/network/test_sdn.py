@@ -90,11 +90,12 @@ def test_ondemand_hosts_learn_what_they_talk_to_and_forget_it(admin: Api, db) ->
     assert _remote(before) == {other["ip"]}
     later = clock.now() + timedelta(seconds=301)
     clock.set_clock(lambda: later)
-    try:
-        assert _remote(document(admin, hosts[1])) == set()
+    try:  # shown until the expiry pass takes it away, which tells the host
+        assert document(admin, hosts[1]) == before
         with db.session() as session:
             assert learning.expire(session) == 1
-        assert document(admin, hosts[1])["version"] > before["version"]
+        after = document(admin, hosts[1])
+        assert _remote(after) == set() and after["version"] > before["version"]
     finally:
         clock.set_clock(None)
 
@@ -151,3 +152,39 @@ def test_documents_are_versioned_and_long_polled(admin: Api, root_id: str) -> No
     assert admin.get("/sdn/hosts/host-nothere/document").status_code == 404
     unknown = admin.get("/sdn/hosts/host-nothere/document", params={"since": 9, "wait": 30})
     assert unknown.status_code == 404  # at once, not after the wait
+
+
+def test_every_change_a_document_shows_raises_its_version(admin: Api, root_id: str) -> None:
+    site, hosts, net, subnets, ports = _vpc_with_ports(admin, "ondemand")
+    member = admin.as_user(net["tenant_id"], "versions-member")
+    web = member.ok(member.post("/security-groups", {"name": "web"}), 201)
+    db_group = member.ok(member.post("/security-groups", {"name": "db"}), 201)
+    rules = [{"direction": "ingress", "remote_group_id": web["id"]}]
+    member.ok(member.patch(f"/security-groups/{db_group['id']}", {"rules": rules}))
+    nic = ports[hosts[1]][0]
+    member.ok(member.patch(f"/ports/{nic['id']}", {"security_group_ids": [db_group["id"]]}))
+    before = document(admin, hosts[1])
+    # a port joining the remote group (even one on no host) changes h01's rules
+    joined = member.ok(
+        member.post("/ports", {"vxnet_id": subnets[0]["id"], "security_group_ids": [web["id"]]}),
+        201,
+    )
+    after = document(admin, hosts[1])
+    assert after["version"] > before["version"]
+    assert after["security_groups"][db_group["id"]][0]["remote_ips"] == [joined["ip"]]
+    member.ok(member.delete(f"/ports/{joined['id']}"), 204)
+    left = document(admin, hosts[1])
+    assert (
+        left["version"] > after["version"]
+        and not left["security_groups"][db_group["id"]][0]["remote_ips"]
+    )
+    # a tenant cannot take its port off its host: placing is the platform's
+    assert member.patch(f"/ports/{nic['id']}", {"host_id": None}).status_code == 403
+    # deleting a VPC tells its gateways, which stop serving it
+    spare = vpc(admin, site["zone"]["id"], "10.9.0.0/16", name="spare", routing_mode="ondemand")
+    served = document(admin, hosts[0])
+    assert spare["id"] in {v["vpc_id"] for v in served["vpcs"]}
+    admin.ok(admin.delete(f"/vpcs/{spare['id']}"), 204)
+    gone = document(admin, hosts[0])
+    assert gone["version"] > served["version"]
+    assert spare["id"] not in {v["vpc_id"] for v in gone["vpcs"]}

@@ -27,6 +27,7 @@ def test_bad_networks_get_clear_errors(admin: Api, root_id: str) -> None:
         ("10.0.0.0/8", "bad-cidr"),  # too large
         ("10.0.0.0/29", "bad-cidr"),  # too small
         ("8.8.0.0/16", "bad-cidr"),  # not private
+        ("169.254.0.0/16", "bad-cidr"),  # link-local: the metadata address lives there
         ("10.0.0.1/16", "bad-cidr"),  # host bits set
         ("fd00::/48", "bad-cidr"),  # VPCs are IPv4
     ):
@@ -122,6 +123,9 @@ def test_eips_bind_to_one_port_or_one_vpc_of_their_tenant(admin: Api, root_id: s
         member.post(f"/eips/{eip['id']}/actions", {"action": "bind", "vpc_id": net["id"]})
     )
     assert snat["vpc_id"] == net["id"] and snat["port_id"] is None
+    pool_id = eip["ip_pool_id"]
+    held = admin.delete(f"/ip-pools/{pool_id}/addresses/{eip['address']}")
+    assert (held.status_code, held.json()["code"]) == (409, "in-use")  # the EIP holds it
     tree = member.ok(member.get(f"/vpcs/{net['id']}/topology"))
     assert tree["snat_eip"] == eip["address"] and tree["vxnets"][0]["ports"][0]["ip"] == "10.1.1.2"
 

@@ -133,3 +133,17 @@ def insert_missing(session: Session, model: Any, rows: list[dict[str, Any]]) -> 
     """Insert the rows whose primary key is not there yet (concurrent callers included)."""
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
     session.execute(insert(model).values(rows).on_conflict_do_nothing())
+
+
+def flush_or_conflict(session: Session, detail: str, code: str) -> None:
+    """Flush; a broken unique or foreign key (someone got there first) is a 409 with
+    ``detail``, and only this flush is undone."""
+    from sqlalchemy.exc import IntegrityError
+
+    from yunguan.core.errors import Conflict
+
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict(detail, code=code)

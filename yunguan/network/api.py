@@ -208,6 +208,7 @@ async def host_document(
 
     def newer() -> dict[str, Any] | None:
         with db.session(write=False) as session:
+            controller.one_snapshot(session)
             if since is not None and controller.host_version(session, item_id) <= since:
                 return None
             return controller.document(session, item_id)

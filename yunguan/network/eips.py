@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
+from yunguan.core.db import flush_or_conflict
 from yunguan.core.errors import BadRequest, Conflict, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
@@ -104,6 +105,7 @@ def _changed(session: Session, eip: Eip) -> None:
 
 def act(session: Session, principal: Principal, eip_id: str, data: EipAction) -> Eip:
     eip = get_writable(session, Eip, eip_id, principal, "resource")
+    session.refresh(eip, with_for_update=True)  # one binding at a time
     if data.action == "unbind":
         _changed(session, eip)
         eip.port_id = eip.vpc_id = None
@@ -132,7 +134,7 @@ def act(session: Session, principal: Principal, eip_id: str, data: EipAction) ->
     if pool.zone_id != zone:  # type: ignore[union-attr]
         raise BadRequest("the EIP is from another zone", code="bad-target")
     eip.port_id, eip.vpc_id = data.port_id, data.vpc_id
-    session.flush()
+    flush_or_conflict(session, f"{target.id} has an EIP already", "bound")
     _changed(session, eip)
     audit.note(
         target_type="eip", target_id=eip.id, tenant_id=eip.tenant_id, detail=data.model_dump()
@@ -143,7 +145,7 @@ def act(session: Session, principal: Principal, eip_id: str, data: EipAction) ->
 def delete_eip(session: Session, principal: Principal, eip_id: str) -> None:
     eip = get_writable(session, Eip, eip_id, principal, "resource")
     _changed(session, eip)
+    quota.refund(session, eip.id)  # quota rows before the pool's chunk, as create takes them
     ipam.release(session, eip.id)
     session.delete(eip)
-    quota.refund(session, eip.id)
     audit.note(target_type="eip", target_id=eip.id, tenant_id=eip.tenant_id)

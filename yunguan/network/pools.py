@@ -4,10 +4,10 @@ platform administrators (``inventory:read`` / ``inventory:write``)."""
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
+from yunguan.core.db import flush_or_conflict
 from yunguan.core.errors import BadRequest, Conflict, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import (
@@ -34,11 +34,7 @@ VLAN_MAX = 4094
 
 
 def _flush(session: Session, what: str) -> None:
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"{what} already exists, or what it refers to is gone", code="duplicate")
+    flush_or_conflict(session, f"{what} already exists, or what it refers to is gone", "duplicate")
 
 
 # --- VLAN pools ----------------------------------------------------------------------------
@@ -175,6 +171,12 @@ def new_pool(
     """An IP pool with a row for each of its addresses (also vxnets' hidden pools)."""
     net = ipam.network(cidr)
     spans = ipam.parse_ranges(net, ranges, "range") if ranges else ipam.host_range(net)
+    size = sum(last - first + 1 for first, last in spans)
+    if size > ipam.MAX_POOL_SIZE:
+        raise BadRequest(
+            f"a pool holds at most {ipam.MAX_POOL_SIZE} addresses ({size} asked)",
+            code="pool-too-large",
+        )
     held = ipam.parse_ranges(net, reserved, "reserved range")
     if any(not any(a <= first and last <= b for a, b in spans) for first, last in held):
         raise BadRequest("a reserved range is not inside the pool's ranges", code="bad-range")
@@ -221,6 +223,12 @@ def create_ip_pool(session: Session, principal: Principal, data: IpPoolCreate) -
         cidr=cidr,
         gateway=data.gateway or (vlan_pool.gateway if cidr == vlan_pool.cidr else None),
     )
+    same_vlan = select(IpPool.id, IpPool.cidr).where(
+        IpPool.vlan_pool_id == vlan_pool.id, IpPool.vlan == vlan, IpPool.id != pool.id
+    )
+    for other_id, other in session.execute(same_vlan):
+        if ipam.network(pool.cidr).overlaps(ipam.network(other)):  # type: ignore[arg-type]
+            raise Conflict(f"{cidr} overlaps ip pool {other_id} on VLAN {vlan}", code="overlap")
     audit.note(target_type="ip-pool", target_id=pool.id)
     return with_usage(session, [pool])[0]
 
@@ -283,6 +291,8 @@ def release_address(session: Session, principal: Principal, pool_id: str, addres
         raise NotFound(f"{text} is not allocated in ip pool {pool.id}")
     if row.owner_id in (ipam.RESERVED, ipam.GATEWAY):
         raise Conflict(f"{text} is reserved", code="reserved")
+    if row.owner_id.startswith(("port-", "eip-")):
+        raise Conflict(f"{text} belongs to {row.owner_id}: delete that", code="in-use")
     ipam.release(session, row.owner_id, pool_id=pool.id, address=text)
 
     audit.note(target_type="ip-pool", target_id=pool.id, detail={"released": text})

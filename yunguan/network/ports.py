@@ -8,10 +8,10 @@ documents changed.
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
+from yunguan.core.db import flush_or_conflict
 from yunguan.core.errors import BadRequest, Conflict, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
@@ -145,6 +145,7 @@ def delete_security_group(session: Session, principal: Principal, group_id: str)
     if any(group.id in ids for ids in session.scalars(members)):
         raise Conflict(f"security group {group.id} is still used by ports", code="in-use")
     others = select(SecurityGroup).where(SecurityGroup.tenant_id == group.tenant_id)
+    others = others.where(SecurityGroup.id != group.id)  # its own rules go with it
     if any(r.get("remote_group_id") == group.id for g in session.scalars(others) for r in g.rules):
         raise Conflict(f"rules of other groups refer to {group.id}", code="in-use")
     session.delete(group)
@@ -200,6 +201,8 @@ def create_port(session: Session, principal: Principal, data: PortCreate) -> Por
     host_id = (
         None if data.host_id is None else _host(session, principal, data.host_id, pool.zone_id)
     )  # type: ignore[union-attr]
+    if data.mac is not None and int(data.mac[:2], 16) & 1:
+        raise BadRequest(f"{data.mac} is a multicast address", code="bad-mac")
     port = Port(
         id=new_id("port"),
         tenant_id=tenant_id,
@@ -214,23 +217,28 @@ def create_port(session: Session, principal: Principal, data: PortCreate) -> Por
     )
     port.ip = ipam.allocate(session, pool_id, port.id, data.ip)
     session.add(port)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"MAC {port.mac} is taken", code="duplicate-mac")
+    flush_or_conflict(session, f"MAC {port.mac} is taken", "duplicate-mac")
     _placed(session, port.id, port.vpc_id, [port.host_id])
+    _members_changed(session, port)
     audit.note(target_type="port", target_id=port.id, tenant_id=tenant_id)
     return port
+
+
+def _members_changed(session: Session, port: Port) -> None:
+    """A port joined or left its groups: hosts whose rules name them as remote groups see
+    other addresses."""
+    if port.security_group_ids:
+        hosts = _hosts_of_groups(session, port.tenant_id, set(port.security_group_ids))
+        versions.bump_hosts(session, hosts)
 
 
 def _placed(session: Session, port_id: str, vpc_id: str | None, hosts: list[str | None]) -> None:
     """Tell the controller: the port appeared on, left, or moved between ``hosts``."""
     if not any(hosts):
         return
+    forget_learned(session, port_id)  # learned rows before the sequence row, as learn does
     if vpc_id is not None:
         versions.bump_port(session, vpc_id, port_id)
-    forget_learned(session, port_id)
     versions.bump_hosts(session, hosts)
 
 
@@ -247,6 +255,7 @@ def update_port(session: Session, principal: Principal, port_id: str, data: Port
     changes = data.model_dump(exclude_unset=True)
     old_host = port.host_id
     if "host_id" in changes:
+        require(principal, BIND)  # placing, moving and unplacing are the platform's
         pool = session.get(IpPool, port.ip_pool_id)
         new_host = changes["host_id"]
         port.host_id = (
@@ -279,6 +288,7 @@ def delete_port(session: Session, principal: Principal, port_id: str) -> None:
     session.flush()
     session.delete(port)
     _placed(session, port.id, port.vpc_id, [port.host_id])
+    _members_changed(session, port)
     audit.note(target_type="port", target_id=port.id, tenant_id=port.tenant_id)
 
 

@@ -2,6 +2,7 @@
 against the ``vpcs`` and ``vxnets`` quotas."""
 
 import hashlib
+import ipaddress
 import secrets
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
+from yunguan.core.db import flush_or_conflict
 from yunguan.core.errors import BadRequest, Conflict
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
@@ -46,11 +48,23 @@ def tenant_id_for(principal: Principal, given: str | None) -> str:
     return given or principal.tenant_id
 
 
+PRIVATE = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
 def _ipv4_private(cidr: str) -> Any:
+    """A network inside RFC 1918 space (or the shared 100.64.0.0/10)."""
     net = ipam.network(cidr)
-    if net.version != 4 or not net.is_private:
-        raise BadRequest(f"{net} is not a private IPv4 network", code="bad-cidr")
+    if net.version != 4 or not any(net.subnet_of(p) for p in PRIVATE):  # type: ignore[arg-type]
+        raise BadRequest(f"{net} is not a private IPv4 network (RFC 1918)", code="bad-cidr")
     return net
+
+
+def _flush_delete(session: Session, what: str) -> None:
+    """A delete that something created meanwhile still refers to is a 409, not a 500."""
+    flush_or_conflict(session, f"{what} is in use by something just created; try again", "in-use")
 
 
 # --- VPCs ----------------------------------------------------------------------------------
@@ -138,8 +152,10 @@ def delete_vpc(session: Session, principal: Principal, vpc_id: str) -> None:
         raise Conflict(f"vpc {vpc.id} still has vxnets; delete them first", code="in-use")
     for eip in session.scalars(select(Eip).where(Eip.vpc_id == vpc.id)):
         eip.vpc_id = None  # the address stays the tenant's, unbound
+    versions.bump_hosts(session, _gateways_of(session, vpc.id))  # they stop serving it
     session.flush()
     session.delete(vpc)
+    _flush_delete(session, f"vpc {vpc.id}")
     quota.refund(session, vpc.id)
     audit.note(target_type="vpc", target_id=vpc.id, tenant_id=vpc.tenant_id)
 
@@ -223,7 +239,7 @@ def delete_vxnet(session: Session, principal: Principal, vxnet_id: str) -> None:
         raise Conflict(f"vxnet {vxnet.id} still has ports; delete them first", code="in-use")
     pool = session.get(IpPool, vxnet.ip_pool_id)
     session.delete(vxnet)
-    session.flush()
+    _flush_delete(session, f"vxnet {vxnet.id}")
     session.delete(pool)
     pools.free_segment(session, vxnet.id)
     quota.refund(session, vxnet.id)

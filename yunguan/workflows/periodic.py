@@ -47,8 +47,11 @@ def settle_quota(scheduled_time: datetime, context: Any) -> int:
 
 @step
 def _network_housekeeping() -> int:
-    with get_database().session() as session:
-        return learning.expire(session) + ipam.return_cooled(session) + tables.prune(session)
+    done = 0
+    for job in (learning.expire, ipam.return_cooled, tables.prune):  # one transaction each
+        with get_database().session() as session:
+            done += job(session)
+    return done
 
 
 @DBOS.workflow()

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yunguan.core.clock import now
 from yunguan.core.errors import NotFound
 from yunguan.inventory.models import Host
 from yunguan.network.models import (
@@ -149,9 +148,8 @@ class Snapshot:
         self, session: Session, host_ids: Collection[str] | None, known: dict[str, Any]
     ) -> None:
         """Learned entries as (learner, port) pairs; ports not loaded yet are fetched by id."""
-        stmt = select(LearnedRoute.host_id, LearnedRoute.port_id).where(
-            LearnedRoute.expires_at > now()
-        )
+        # shown until the expiry pass removes them, which raises the hosts' versions
+        stmt = select(LearnedRoute.host_id, LearnedRoute.port_id)
         if host_ids is not None:
             stmt = stmt.where(LearnedRoute.host_id.in_(host_ids))
         pairs = session.execute(stmt).all()
@@ -215,7 +213,13 @@ class Snapshot:
             for vpc, gateway in sorted(self.served.get(host_id, ()))
         ]
         classic = [
-            {"port_id": p.id, "mac": p.mac, "ip": p.ip, "vlan": self.vlans.get(p.ip_pool_id)}
+            {
+                "port_id": p.id,
+                "mac": p.mac,
+                "ip": p.ip,
+                "vlan": self.vlans.get(p.ip_pool_id),
+                "eip": self.nat.get(p.id),
+            }
             for p in self.local.get(host_id, ())
             if p.vpc_id is None
         ]
@@ -305,6 +309,13 @@ class Snapshot:
 
     def _full_table(self, vpc_id: str, gateway: bool) -> bool:
         return gateway or self.vpcs[vpc_id].routing_mode == "full"
+
+
+def one_snapshot(session: Session) -> None:
+    """Make the session's reads see one snapshot (PostgreSQL's READ COMMITTED would let a
+    document mix rows from before and after a change; SQLite's reads are one snapshot)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def host_version(session: Session, host_id: str) -> int:
