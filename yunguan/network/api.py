@@ -209,9 +209,10 @@ async def host_document(
     def newer() -> dict[str, Any] | None:
         with db.session(write=False) as session:
             controller.one_snapshot(session)
-            if since is not None and controller.host_version(session, item_id) <= since:
+            version = controller.host_version(session, item_id)
+            if since is not None and version <= since:
                 return None
-            return controller.document(session, item_id)
+            return controller.document(session, item_id, version)
 
     deadline = time.monotonic() + wait
     while (found := await anyio.to_thread.run_sync(newer)) is None:

@@ -325,7 +325,9 @@ def host_version(session: Session, host_id: str) -> int:
     return versions(session, [host_id])[host_id]
 
 
-def document(session: Session, host_id: str) -> dict[str, Any]:
-    """The desired state of one host, as its agent fetches it."""
-    version = host_version(session, host_id)
+def document(session: Session, host_id: str, version: int | None = None) -> dict[str, Any]:
+    """The desired state of one host, as its agent fetches it (``version``: when the caller
+    has just read it)."""
+    if version is None:
+        version = host_version(session, host_id)
     return Snapshot.load(session, [host_id]).document(host_id, version)
