@@ -12,11 +12,21 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
 need_cmd make make
 need_cmd node nodejs
 need_cmd npm npm
+# libvirt-python compiles against libvirt's headers
+need_cmd gcc gcc
+need_cmd pkg-config pkg-config
+need_pkg libvirt-dev
+need_pkg python3-dev
 case "${1:-runtime}" in
   bench) need_cmd wrk wrk ;&
   test)
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
-    need_cmd chromium chromium ;;
+    need_cmd chromium chromium
+    # real VMs for the libvirt driver's tests: libvirtd, QEMU (TCG), a kernel and busybox
+    need_cmd libvirtd libvirt-daemon-system
+    need_cmd qemu-system-x86_64 qemu-system-x86
+    need_cmd qemu-img qemu-utils
+    need_pkg busybox-static ;;
   runtime) ;;
   *) echo "usage: $0 runtime|test|bench" >&2; exit 2 ;;
 esac

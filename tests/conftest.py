@@ -73,10 +73,13 @@ def migrated(settings: Settings) -> dict[str, str]:
 
 
 def _wipe(db: Database, keep_user: str) -> None:
+    from yunguan.billing.models import UsageEvent
+    from yunguan.compute import models as compute
     from yunguan.core.audit import AuditEvent
     from yunguan.core.idempotency import IdempotencyRecord
     from yunguan.inventory import models as inventory
     from yunguan.network import models as network
+    from yunguan.providers import models as providers
     from yunguan.quota import models as quota
     from yunguan.scheduler import models as scheduler
     from yunguan.workflows.models import Operation
@@ -88,6 +91,13 @@ def _wipe(db: Database, keep_user: str) -> None:
         session.execute(delete(quota.QuotaReservation))
         session.execute(delete(quota.QuotaNode))
         for model in (
+            UsageEvent,
+            compute.InstanceEvent,
+            compute.Instance,
+            compute.Image,
+            compute.Flavor,
+            providers.SimulatedMachine,
+            providers.Provider,
             network.LearnedRoute,
             network.PortEvent,
             network.SdnHost,
@@ -156,9 +166,12 @@ def workflows(settings: Settings, migrated: dict[str, str]) -> Iterator[None]:
     """DBOS launched once for the tests that run workflows in-process."""
     from yunguan.workflows import engine
 
+    db = Database(settings.resolved_database_url)
+    set_database(db)  # until a test's app sets its own
     engine.launch(settings)
     yield
     engine.shutdown()
+    db.dispose()
 
 
 class LiveServer:

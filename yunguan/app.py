@@ -9,6 +9,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from yunguan import __version__
+from yunguan.billing.api import router as billing_router
+from yunguan.compute.api import router as compute_router
+from yunguan.core import secrets
 from yunguan.core.config import Settings, get_settings
 from yunguan.core.db import Database, set_database
 from yunguan.core.errors import install_handlers, problem_response
@@ -24,6 +27,7 @@ from yunguan.identity.api import router as identity_router
 from yunguan.identity.credentials import TokenSigner
 from yunguan.inventory.api import router as inventory_router
 from yunguan.network.api import router as network_router
+from yunguan.providers.api import router as providers_router
 from yunguan.quota.api import router as quota_router
 from yunguan.scheduler.api import router as scheduler_router
 from yunguan.web import portal
@@ -38,6 +42,7 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
     configure_logging(settings.log_level)
     db = Database(settings.resolved_database_url)
     set_database(db)
+    secrets.configure(settings)
     signer = TokenSigner(db)
 
     @asynccontextmanager
@@ -73,6 +78,9 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(network_router, prefix=API_PREFIX)
     app.include_router(scheduler_router, prefix=API_PREFIX)
+    app.include_router(providers_router, prefix=API_PREFIX)
+    app.include_router(compute_router, prefix=API_PREFIX)
+    app.include_router(billing_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     portal.mount(app)
 

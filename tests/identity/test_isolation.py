@@ -56,9 +56,12 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     ("PATCH", "/quotas/{tenant_id}"): lambda ctx: {"resource": "vcpus", "guarantee": 1},
     ("GET", "/vpcs/{item_id}/topology"): None,
     ("POST", "/eips/{item_id}/actions"): lambda ctx: {"action": "unbind"},
+    ("POST", "/instances/{item_id}/actions"): lambda ctx: {"action": "stop"},
+    ("GET", "/instances/{item_id}/events"): None,
+    ("GET", "/instances/{item_id}/console"): None,
 }
 # tenant resources of the network: read, rename, delete
-_OWNED = ("vpcs", "vxnets", "ports", "security-groups", "eips")
+_OWNED = ("vpcs", "vxnets", "ports", "security-groups", "eips", "images", "instances")
 for _noun in _OWNED:
     MEMBER_ROUTES[("GET", f"/{_noun}/{{item_id}}")] = None
     MEMBER_ROUTES[("PATCH", f"/{_noun}/{{item_id}}")] = lambda ctx: {"name": "renamed"}
@@ -66,10 +69,10 @@ for _noun in _OWNED:
 # Infrastructure: only for platform administrators (403 for everyone else, whose tenant
 # owns none of it). Zones are readable by the tenants that may use them (tests/inventory).
 _NOUNS = ("regions", "zones", "pods", "clusters", "hosts", "storage-pools", "placement-policies")
-_NOUNS += ("vlan-pools", "ip-pools")
+_NOUNS += ("vlan-pools", "ip-pools", "providers", "flavors")
 INFRASTRUCTURE = {
     (method, f"/{noun}/{{item_id}}") for noun in _NOUNS for method in ("GET", "PATCH", "DELETE")
-} - {("GET", "/zones/{item_id}")}
+} - {("GET", "/zones/{item_id}"), ("GET", "/flavors/{item_id}")}
 INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:5]} | {
     ("POST", "/storage-pools/{item_id}/actions"),
     ("GET", "/hosts/{item_id}/evacuation-plan"),
@@ -81,13 +84,20 @@ INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:
     ("DELETE", "/ip-pools/{item_id}/addresses/{address}"),
     ("GET", "/sdn/hosts/{item_id}/document"),
     ("POST", "/sdn/hosts/{item_id}/learn"),
+    ("POST", "/providers/{item_id}/actions"),
 }
 INFRASTRUCTURE_BODIES = {
-    "/actions": lambda path: {"action": "commit" if "quotas" in path else "refresh"},
+    "/actions": lambda path: {
+        "action": "commit" if "quotas" in path else "sync" if "providers" in path else "refresh"
+    },
     "/addresses": lambda path: {"owner_id": "i-1"},
     "/learn": lambda path: {"destinations": []},
 }
-NOT_TENANT_OWNED = {("GET", "/roles/{role_name}"), ("GET", "/zones/{item_id}")} | INFRASTRUCTURE
+NOT_TENANT_OWNED = {
+    ("GET", "/roles/{role_name}"),
+    ("GET", "/zones/{item_id}"),
+    ("GET", "/flavors/{item_id}"),  # sizes every tenant may use
+} | INFRASTRUCTURE
 PARAM_TO_OBJECT = {
     "tenant_id": "tenant",
     "user_id": "user",
@@ -119,9 +129,24 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
     b_sg = {"name": "sg", "tenant_id": b["id"]}
     b_sg = admin.ok(admin.post("/security-groups", b_sg), 201)
     b_eip = admin.ok(admin.post("/eips", {"tenant_id": b["id"]}), 201)
+    from yunguan.compute.models import Flavor, Image, Instance
     from yunguan.workflows import service as operations
 
     with db.session() as session:
+        flavor = Flavor(id=new_id("flv"), name="s1", vcpus=1, memory_mb=512)
+        b_image = Image(id=new_id("img"), tenant_id=b["id"], name="own", locations={})
+        session.add_all([flavor, b_image])
+        session.flush()
+        b_instance = Instance(
+            id=new_id("i"),
+            tenant_id=b["id"],
+            name="vm",
+            flavor_id=flavor.id,
+            image_id=b_image.id,
+            zone_id=site["zone"]["id"],
+            state="running",
+        )
+        session.add(b_instance)
         operation = operations.create_operation(
             session,
             kind="tenant.delete",
@@ -150,6 +175,8 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         "ports": b_port["id"],
         "security-groups": b_sg["id"],
         "eips": b_eip["id"],
+        "images": b_image.id,
+        "instances": b_instance.id,
     }
 
 

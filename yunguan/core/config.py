@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,13 @@ class Settings(BaseSettings):
     system_database_url: str | None = None
     """DBOS system database; defaults to the application database."""
 
+    secret_key: str | None = None
+    """Fernet key that encrypts provider credentials at rest; without it, a key is made once
+    in ``data_dir/secret.key`` (every process of one platform must share it)."""
+    provision_timeout_seconds: int = Field(default=900, ge=10, le=86400)
+    """How long provisioning waits for a new machine to run before it gives up."""
+    provider_sync_minutes: Literal[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30] = 5
+    """How often every provider's inventory is collected and reconciled."""
     token_ttl_seconds: int = 3600
     public_url: str | None = None
     """The address users reach the portal at, when a proxy in front rewrites ``Host``."""

@@ -50,6 +50,12 @@ class Conflict(Problem):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class BadGateway(Problem):
+    """A provider (cloud, hypervisor, BMC) behind the platform failed to answer."""
+
+    status, code, title = 502, "provider-error", "Provider error"
+
+
 class Locked(Problem):
     status, code, title = 423, "account-locked", "Account locked"
 

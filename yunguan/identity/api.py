@@ -34,7 +34,8 @@ from yunguan.identity.schemas import (
     UserUpdate,
 )
 from yunguan.workflows import engine
-from yunguan.workflows.schemas import Accepted, OperationOut
+from yunguan.workflows.api import accepted
+from yunguan.workflows.schemas import Accepted
 from yunguan.workflows.tenant_delete import KIND as TENANT_DELETE
 from yunguan.workflows.tenant_delete import request_deletion
 
@@ -144,11 +145,7 @@ def delete_tenant_route(
     with get_db(request).session() as session:
         tenant, operation = request_deletion(session, principal, tenant_id)
     engine.submit(operation.id, TENANT_DELETE)
-    accepted = Accepted[TenantOut](
-        resource=TenantOut.model_validate(tenant), operation=OperationOut.model_validate(operation)
-    )
-    response.headers["Location"] = f"/api/v1/operations/{operation.id}"
-    return accepted
+    return accepted(response, TenantOut.model_validate(tenant), operation)
 
 
 # --- users ---------------------------------------------------------------------------------

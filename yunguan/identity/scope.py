@@ -8,7 +8,7 @@ missing (404), never as forbidden, so ids of other tenants leak nothing.
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
 from yunguan.core.errors import Forbidden, NotFound
@@ -40,12 +40,25 @@ class Principal:
         return "*" in self.permissions or permission in self.permissions
 
 
+SYSTEM = Principal(
+    user_id="system",
+    username="system",
+    tenant_id="",
+    tenant_path="",
+    roles=frozenset({PLATFORM_ADMIN}),
+)
+"""Workflows act as the platform, on work a request authorised before it was queued."""
+
+
 def subtree_ids(path: str) -> Select[Any]:
     return select(Tenant.id).where(Tenant.path.startswith(path, autoescape=True))
 
 
-def restrict(stmt: Select[Any], model: Any, principal: Principal, permission: str) -> Select[Any]:
-    """Limit ``stmt`` (a select over ``model``) to the rows ``principal`` may see."""
+def restrict(
+    stmt: Select[Any], model: Any, principal: Principal, permission: str, *, owned: bool = False
+) -> Select[Any]:
+    """Limit ``stmt`` (a select over ``model``) to the rows ``principal`` may see: its
+    subtree's, and rows shared with everyone (``visibility`` public) unless ``owned``."""
     if not principal.can(permission):
         return stmt.where(false())
     if principal.is_platform_admin:
@@ -54,14 +67,26 @@ def restrict(stmt: Select[Any], model: Any, principal: Principal, permission: st
         return stmt.where(Tenant.path.startswith(principal.tenant_path, autoescape=True))
     if hasattr(model, "tenant_path"):  # rows that outlive their tenant carry its path
         return stmt.where(model.tenant_path.startswith(principal.tenant_path, autoescape=True))
-    return stmt.where(model.tenant_id.in_(subtree_ids(principal.tenant_path)))
+    mine = model.tenant_id.in_(subtree_ids(principal.tenant_path))
+    if hasattr(model, "visibility") and not owned:
+        return stmt.where(or_(model.visibility == "public", mine))
+    return stmt.where(mine)
 
 
 def get_visible(
-    session: Session, model: type[M], ident: str, principal: Principal, permission: str
+    session: Session,
+    model: type[M],
+    ident: str,
+    principal: Principal,
+    permission: str,
+    *,
+    owned: bool = False,
 ) -> M:
-    """The row ``ident`` of ``model`` if the principal may see it, else NotFound."""
-    stmt = restrict(select(model).where(model.id == ident), model, principal, permission)  # type: ignore[attr-defined]
+    """The row ``ident`` of ``model`` if the principal may see it, else NotFound. ``owned``:
+    only its subtree's rows, not those shared with everyone (for changing one)."""
+    stmt = restrict(
+        select(model).where(model.id == ident), model, principal, permission, owned=owned
+    )  # type: ignore[attr-defined]
     row = session.scalars(stmt).one_or_none()
     if row is None:
         raise NotFound(f"{model.__tablename__.rstrip('s')} {ident} not found")  # type: ignore[attr-defined]
@@ -77,8 +102,9 @@ def require(principal: Principal, permission: str) -> None:
 def get_writable(
     session: Session, model: type[M], ident: str, principal: Principal, noun: str
 ) -> M:
-    """Visible with ``noun:read`` (else 404) and changeable with ``noun:write`` (else 403)."""
-    row = get_visible(session, model, ident, principal, f"{noun}:read")
+    """Owned by the principal's subtree with ``noun:read`` (else 404) and changeable with
+    ``noun:write`` (else 403)."""
+    row = get_visible(session, model, ident, principal, f"{noun}:read", owned=True)
     require(principal, f"{noun}:write")
     return row
 

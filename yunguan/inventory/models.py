@@ -115,6 +115,9 @@ class Host(Timestamps, Base):
     gpus: Mapped[int] = mapped_column(default=0)
     nics: Mapped[int] = mapped_column(default=1)
     bmc_address: Mapped[str] = mapped_column(String(255), default="")
+    # the provider that reports it (None for hosts registered by hand) and its id there
+    provider_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    external_id: Mapped[str] = mapped_column(String(255), default="")
     # what the scheduler may hand out, and what it has
     vcpu_limit: Mapped[int]
     memory_limit_mb: Mapped[int]

@@ -187,6 +187,8 @@ class HostOut(Output):
     gpus: int
     nics: int
     bmc_address: str
+    provider_id: str | None
+    external_id: str
     vcpu_limit: int
     memory_limit_mb: int
     disk_limit_gb: int

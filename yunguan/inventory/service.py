@@ -723,3 +723,84 @@ def insert_hosts(session: Session, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), 5000):
         session.execute(insert(Host), rows[start : start + 5000])
     touch(session)
+
+
+# --- hosts a provider reports --------------------------------------------------------------
+
+MANAGED_TRAIT = "yunguan:managed"
+"""Every host a provider reports carries it; compute places machines only on such hosts."""
+_HARDWARE = ("cpu_sockets", "cpu_cores", "cpu_mhz", "memory_mb", "disk_count", "disk_gb")
+_REPORTED = (*_HARDWARE, "gpus", "nics", "power_state", "address", "bmc_address")
+
+
+def sync_provider_hosts(
+    session: Session, provider_id: str, cluster_id: str, reported: Sequence[dict[str, Any]]
+) -> dict[str, int]:
+    """Make the cluster's hosts match what a provider reports (each a dict of the host's
+    fields plus ``external_id``, ``name``, ``hypervisor`` and ``traits``): new ones are added,
+    known ones take the reported hardware and power state, vanished ones are marked
+    ``power_state=unknown`` (their placements stay). The placement tables reload only when
+    something changed."""
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None:
+        raise NotFound(f"cluster {cluster_id} not found")
+    known = {
+        h.external_id: h
+        for h in session.scalars(select(Host).where(Host.provider_id == provider_id))
+    }
+    added, changed = [], 0
+    for fact in reported:
+        host = known.pop(fact["external_id"], None)
+        values = {k: fact[k] for k in _REPORTED if k in fact}
+        values["traits"] = sorted({*fact.get("traits", ()), MANAGED_TRAIT})
+        if host is None:
+            added.append(
+                {
+                    **values,
+                    "name": _free_host_name(session, fact["name"], provider_id),
+                    "cluster_id": cluster.id,
+                    "provider_id": provider_id,
+                    "external_id": fact["external_id"],
+                }
+            )
+            continue
+        if any(getattr(host, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(host, key, value)
+            _set_limits(cluster, host)
+            changed += 1
+    for host in known.values():
+        if host.power_state != "unknown":
+            host.power_state, changed = "unknown", changed + 1
+    if added:
+        insert_hosts(session, added)
+    elif changed:
+        touch(session)
+    return {"added": len(added), "changed": changed}
+
+
+def _free_host_name(session: Session, wanted: str, provider_id: str) -> str:
+    """Host names are unique platform-wide; two providers may report the same hostname."""
+    taken = session.scalar(select(func.count()).where(Host.name == wanted[:64]))
+    return wanted[:64] if not taken else f"{wanted[:23]}-{provider_id}"[:64]
+
+
+def provider_hosts(session: Session, provider_id: str) -> dict[str, str]:
+    """Our host id of each host a provider reported, by its external id."""
+    rows = session.execute(select(Host.external_id, Host.id).where(Host.provider_id == provider_id))
+    return dict(rows.all())
+
+
+def count_provider_hosts(session: Session, provider_id: str) -> tuple[int, int]:
+    """(hosts, placements on them) of a provider."""
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(Host.claims), 0)).where(
+            Host.provider_id == provider_id
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def remove_provider_hosts(session: Session, provider_id: str) -> None:
+    session.execute(delete(Host).where(Host.provider_id == provider_id))
+    touch(session)

@@ -171,6 +171,22 @@ def get_vxnet(session: Session, principal: Principal, vxnet_id: str) -> Vxnet:
     return get_visible(session, Vxnet, vxnet_id, principal, READ)
 
 
+def zone_of(session: Session, vxnet: Vxnet) -> str:
+    return session.get(Vpc, vxnet.vpc_id).zone_id  # type: ignore[union-attr]
+
+
+def first_vxnet(session: Session, tenant_id: str, zone_id: str) -> Vxnet | None:
+    """The tenant's oldest vxnet in the zone: where its machines go when none is named."""
+    stmt = (
+        select(Vxnet)
+        .join(Vpc, Vpc.id == Vxnet.vpc_id)
+        .where(Vxnet.tenant_id == tenant_id, Vpc.zone_id == zone_id)
+        .order_by(Vxnet.id)
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
 def create_vxnet(session: Session, principal: Principal, data: VxnetCreate) -> Vxnet:
     vpc = get_writable(session, Vpc, data.vpc_id, principal, "resource")
     # the VPC's row is the lock that keeps concurrent vxnets from overlapping

@@ -201,9 +201,11 @@ def commit(session: Session, reservation_id: str) -> QuotaReservation:
     return reservation
 
 
-def charge(session: Session, tenant_id: str, amounts: dict[str, int], consumer_id: str) -> None:
+def charge(
+    session: Session, tenant_id: str, amounts: dict[str, int], consumer_id: str
+) -> QuotaReservation:
     """Reserve and commit at once, for a resource made within the caller's transaction."""
-    commit(session, reserve(session, tenant_id, amounts, consumer_id=consumer_id).id)
+    return commit(session, reserve(session, tenant_id, amounts, consumer_id=consumer_id).id)
 
 
 def refund(session: Session, consumer_id: str) -> bool:

@@ -4,7 +4,9 @@
 - quota: due reclaims are carried out and stale reservations expire, every minute;
 - network: learned SDN entries past their TTL are removed (and their hosts told),
   addresses whose cool-down is over return to their pools' free lists, and old port events
-  are pruned, every minute.
+  are pruned, every minute;
+- providers: every enabled provider's inventory is collected and reconciled, every
+  ``YUNGUAN_PROVIDER_SYNC_MINUTES``.
 """
 
 from datetime import datetime
@@ -18,6 +20,7 @@ from yunguan.network import ipam
 from yunguan.network.sdn import learning, tables
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
+from yunguan.workflows import providers
 
 step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=1)
 
@@ -72,6 +75,11 @@ def schedule(settings: Settings) -> None:
                 "schedule_name": "network-housekeeping",
                 "workflow_fn": network_housekeeping,
                 "schedule": "* * * * *",
+            },
+            {
+                "schedule_name": "provider-sync",
+                "workflow_fn": providers.sync_all,
+                "schedule": f"*/{settings.provider_sync_minutes} * * * *",
             },
         ]
     )

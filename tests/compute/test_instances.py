@@ -1,0 +1,243 @@
+"""Instances end to end through the API, on the simulator provider: real workflows, real
+placement, quota and IPAM (the simulator's machines live in its table)."""
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.support import network
+from tests.support.api import Api
+from tests.support.compute import act, create, created, simulated_zone
+from tests.support.compute_checks import NOTHING, held, instance_reservations
+from tests.support.quotas import set_limit
+from tests.support.waiting import wait_operation
+from yunguan.core.db import Database
+from yunguan.providers.models import SimulatedMachine
+
+pytestmark = pytest.mark.usefixtures("workflows")
+
+
+@pytest.fixture
+def place(admin: Api) -> dict:
+    return simulated_zone(admin)
+
+
+@pytest.fixture
+def team(admin: Api, root_id: str) -> dict:
+    return admin.tenant(root_id, "Team")
+
+
+@pytest.fixture
+def member(admin: Api, team: dict) -> Api:
+    return admin.as_user(team["id"], "dev", ["member"])
+
+
+@pytest.fixture
+def vxnet(member: Api, place: dict) -> dict:
+    vpc = network.vpc(member, place["zone"]["id"], "10.1.0.0/16")
+    return network.vxnet(member, vpc["id"], "10.1.1.0/24")
+
+
+def test_create_with_name_flavor_and_image_picks_zone_network_and_host(
+    admin: Api, member: Api, team: dict, place: dict, vxnet: dict
+) -> None:
+    accepted = create(member, place)
+    assert accepted["resource"]["state"] == "creating"
+    operation = wait_operation(member, accepted["operation"]["id"])
+    assert operation["state"] == "succeeded", operation
+    assert operation["progress"] == 100
+
+    instance = member.ok(member.get(f"/instances/{accepted['resource']['id']}"))
+    assert instance["state"] == "running" and instance["power_state"] == "on"
+    assert instance["zone_id"] == place["zone"]["id"]
+    assert instance["vxnet_id"] == vxnet["id"]
+    assert instance["ip"].startswith("10.1.1.")
+    host = admin.ok(admin.get(f"/hosts/{instance['host_id']}"))
+    assert host["provider_id"] == place["provider"]["id"]
+    assert host["used_vcpus"] == 2 and host["used_memory_mb"] == 2048
+    port = member.ok(member.get(f"/ports/{instance['port_id']}"))
+    assert port["host_id"] == instance["host_id"] and port["device_id"] == instance["id"]
+    assert port["ip"] == instance["ip"] and port["mac"] == instance["mac"]
+    usage = member.ok(member.get("/usage-events", params={"resource_id": instance["id"]}))
+    assert [(u["meter"], u["action"]) for u in usage["items"]] == [("instance.running", "start")]
+    listed = admin.ok(admin.get("/quotas/reservations", params={"tenant_id": team["id"]}))
+    reservations = instance_reservations(listed["items"])
+    assert [r["state"] for r in reservations] == ["committed"]
+    assert reservations[0]["amounts"] == {"instances": 1, "vcpus": 2, "memory_mb": 2048}
+    events = member.ok(member.get(f"/instances/{instance['id']}/events"))
+    assert [e["kind"] for e in events] == ["instance.create", "instance.running"]
+    console = member.ok(member.get(f"/instances/{instance['id']}/console"))
+    assert instance["name"] in console["output"]
+
+
+def test_stop_start_reboot_and_delete_give_everything_back(
+    admin: Api, db: Database, member: Api, team: dict, place: dict, vxnet: dict
+) -> None:
+    instance = created(member, place)
+    assert act(member, instance["id"], "stop")["state"] == "succeeded"
+    stopped = member.ok(member.get(f"/instances/{instance['id']}"))
+    assert (stopped["state"], stopped["power_state"]) == ("stopped", "off")
+    refused = member.post(f"/instances/{instance['id']}/actions", {"action": "reboot"})
+    assert refused.status_code == 409 and refused.json()["code"] == "invalid-state"
+    assert act(member, instance["id"], "start")["state"] == "succeeded"
+    assert act(member, instance["id"], "reboot")["state"] == "succeeded"
+    assert member.ok(member.get(f"/instances/{instance['id']}"))["state"] == "running"
+    usage = member.ok(member.get("/usage-events", params={"resource_id": instance["id"]}))
+    assert [u["action"] for u in usage["items"]] == ["start", "stop", "start"]
+
+    accepted = member.ok(member.delete(f"/instances/{instance['id']}"), 202)
+    assert accepted["resource"]["state"] == "deleting"
+    assert wait_operation(member, accepted["operation"]["id"])["state"] == "succeeded"
+    gone = member.ok(member.get(f"/instances/{instance['id']}"))
+    assert gone["state"] == "deleted"
+    assert instance["id"] not in [i["id"] for i in member.ok(member.get("/instances"))["items"]]
+    deleted = member.ok(member.get("/instances", params={"state": "deleted"}))
+    assert [i["id"] for i in deleted["items"]] == [instance["id"]]
+    assert held(admin, db, team["id"]) == NOTHING
+    host = admin.ok(admin.get(f"/hosts/{instance['host_id']}"))
+    assert host["used_vcpus"] == 0
+    usage = member.ok(member.get("/usage-events", params={"resource_id": instance["id"]}))
+    assert [u["action"] for u in usage["items"]] == ["start", "stop", "start", "stop"]
+
+
+def test_count_creates_that_many(member: Api, place: dict, vxnet: dict) -> None:
+    answer = create(member, place, "batch", count=3)
+    names = sorted(item["resource"]["name"] for item in answer["items"])
+    assert names == ["batch-1", "batch-2", "batch-3"]
+    for item in answer["items"]:
+        assert wait_operation(member, item["operation"]["id"])["state"] == "succeeded"
+    running = member.ok(member.get("/instances", params={"state": "running"}))
+    assert len({i["ip"] for i in running["items"]}) == 3
+
+
+def test_a_provider_failure_compensates_every_step(admin: Api, db: Database, root_id: str) -> None:
+    place = simulated_zone(admin, failures={"create": 1.0})
+    team = admin.tenant(root_id, "Team")
+    member = admin.as_user(team["id"], "dev", ["member"])
+    vpc = network.vpc(member, place["zone"]["id"], "10.1.0.0/16")
+    network.vxnet(member, vpc["id"], "10.1.1.0/24")
+
+    accepted = create(member, place)
+    operation = wait_operation(member, accepted["operation"]["id"])
+    assert operation["state"] == "failed"
+    instance = member.ok(member.get(f"/instances/{accepted['resource']['id']}"))
+    assert instance["state"] == "error"
+    assert "simulated failure of create" in instance["error_reason"]
+    assert instance["port_id"] is None
+    assert held(admin, db, team["id"]) == NOTHING
+    hosts = admin.ok(admin.get("/hosts", params={"cluster_id": place["cluster"]["id"]}))
+    assert sum(h["used_vcpus"] for h in hosts["items"]) == 0
+    # an instance in error can be deleted
+    deleted = member.ok(member.delete(f"/instances/{instance['id']}"), 202)
+    assert wait_operation(member, deleted["operation"]["id"])["state"] == "succeeded"
+
+
+def test_quota_refuses_at_the_request_and_no_host_fails_the_workflow(
+    admin: Api, db: Database, member: Api, team: dict, place: dict
+) -> None:
+    set_limit(admin, team["id"], "vcpus", guarantee=4, cap=4)
+    refused = member.post(
+        "/instances",
+        {
+            "name": "big",
+            "flavor_id": place["flavor"]["id"],
+            "image_id": place["image"]["id"],
+            "count": 3,
+        },
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "quota-exceeded"
+    assert member.ok(member.get("/instances"))["items"] == []
+
+    huge = admin.ok(
+        admin.post("/flavors", {"name": "x.huge", "vcpus": 4, "memory_mb": 512 * 1024}), 201
+    )
+    accepted = member.ok(
+        member.post(
+            "/instances",
+            {"name": "huge", "flavor_id": huge["id"], "image_id": place["image"]["id"]},
+        ),
+        202,
+    )
+    assert wait_operation(member, accepted["operation"]["id"])["state"] == "failed"
+    instance = member.ok(member.get(f"/instances/{accepted['resource']['id']}"))
+    assert instance["state"] == "error" and instance["error_reason"].startswith("placement:")
+    assert held(admin, db, team["id"]) == NOTHING
+
+
+def test_bad_requests_are_4xx(member: Api, place: dict) -> None:
+    base = {"name": "x", "flavor_id": place["flavor"]["id"], "image_id": place["image"]["id"]}
+    for body, status in (
+        ({**base, "flavor_id": "flv-missing"}, 404),
+        ({**base, "image_id": "img-missing"}, 404),
+        ({**base, "zone_id": "zone-missing"}, 404),
+        ({**base, "count": 0}, 422),
+        ({**base, "vxnet_id": "vxnet-missing"}, 404),
+        ({k: v for k, v in base.items() if k != "image_id"}, 422),
+    ):
+        assert member.post("/instances", body).status_code == status, body
+    missing = member.post("/instances/i-missing/actions", {"action": "start"})
+    assert missing.status_code == 404
+    assert member.post("/instances/i-missing/actions", {"action": "fly"}).status_code == 422
+
+
+def test_another_tenant_sees_nothing(admin: Api, root_id: str, member: Api, place: dict) -> None:
+    instance = created(member, place)
+    other = admin.as_user(admin.tenant(root_id, "Other")["id"], "eve", ["member"])
+    assert other.get(f"/instances/{instance['id']}").status_code == 404
+    assert other.post(f"/instances/{instance['id']}/actions", {"action": "stop"}).status_code == 404
+    assert other.delete(f"/instances/{instance['id']}").status_code == 404
+    assert other.get(f"/instances/{instance['id']}/console").status_code == 404
+    assert other.ok(other.get("/instances"))["items"] == []
+    assert other.ok(other.get("/usage-events"))["items"] == []
+
+
+def test_sync_marks_out_of_band_changes_and_lists_foreign_machines(
+    admin: Api, db: Database, member: Api, team: dict, place: dict
+) -> None:
+    first, second = created(member, place, "a"), created(member, place, "b")
+    with db.session() as session:
+        session.execute(
+            update(SimulatedMachine)
+            .where(SimulatedMachine.instance_id == first["id"])
+            .values(power="off")
+        )
+        machine = session.scalars(
+            select(SimulatedMachine).where(SimulatedMachine.instance_id == second["id"])
+        ).one()
+        session.delete(machine)
+        session.add(
+            SimulatedMachine(
+                external_id="legacy-vm-1",
+                realm=machine.realm,
+                instance_id=None,
+                name="legacy",
+                host=machine.host,
+                vcpus=1,
+                memory_mb=1024,
+            )
+        )
+    provider_id = place["provider"]["id"]
+    synced = admin.ok(admin.post(f"/providers/{provider_id}/actions", {"action": "sync"}), 202)
+    assert wait_operation(admin, synced["operation"]["id"])["state"] == "succeeded"
+
+    assert member.ok(member.get(f"/instances/{first['id']}"))["state"] == "stopped"
+    lost = member.ok(member.get(f"/instances/{second['id']}"))
+    assert lost["state"] == "error" and "deleted outside Yunguan" in lost["error_reason"]
+    provider = admin.ok(admin.get(f"/providers/{provider_id}"))
+    assert provider["synced_at"] is not None and provider["sync_error"] == ""
+    assert [m["external_id"] for m in provider["importable"]] == ["legacy-vm-1"]
+
+    body = {
+        "external_id": "legacy-vm-1",
+        "tenant_id": team["id"],
+        "flavor_id": place["flavor"]["id"],
+        "image_id": place["image"]["id"],
+    }
+    imported = admin.ok(
+        admin.post(f"/providers/{provider_id}/actions", {"action": "import", "machine": body}),
+        201,
+    )
+    assert imported["imported"] and imported["state"] == "running"
+    assert imported["name"] == "legacy" and imported["host_id"] is not None
+    assert admin.ok(admin.get(f"/providers/{provider_id}"))["importable"] == []
+    again = admin.post(f"/providers/{provider_id}/actions", {"action": "import", "machine": body})
+    assert again.status_code == 404

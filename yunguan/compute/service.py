@@ -1,0 +1,479 @@
+"""Compute: flavors (platform-defined sizes), images (tenant-owned, optionally public) and
+instances. Requests check and record; the workflows in ``workflows.instances`` do the work
+and call back here to move an instance through its states. The only code that writes the
+compute tables."""
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from yunguan.billing import service as billing
+from yunguan.compute.models import Flavor, Image, Instance, InstanceEvent
+from yunguan.compute.schemas import (
+    FlavorCreate,
+    FlavorUpdate,
+    ImageCreate,
+    ImageUpdate,
+    InstanceCreate,
+    InstanceUpdate,
+)
+from yunguan.core import audit
+from yunguan.core.clock import now
+from yunguan.core.db import flush_or_conflict
+from yunguan.core.errors import BadRequest, Conflict, NotFound
+from yunguan.core.ids import new_id
+from yunguan.core.pagination import PageParams, paginate, where_equal
+from yunguan.identity import service as identity
+from yunguan.identity.crud import apply_changes
+from yunguan.identity.scope import (
+    Principal,
+    get_permitted,
+    get_visible,
+    get_writable,
+    list_permitted,
+    list_visible,
+    require,
+    restrict,
+)
+from yunguan.inventory import service as inventory
+from yunguan.network import vpcs
+from yunguan.network.models import Vxnet
+from yunguan.quota import service as quota
+from yunguan.workflows.models import Operation
+from yunguan.workflows.service import create_operation
+
+READ, WRITE = "resource:read", "resource:write"
+SETTLED = ("running", "stopped", "error")
+# action -> (the state it starts from, the state while it runs)
+ACTIONS = {
+    "start": ("stopped", "starting"),
+    "stop": ("running", "stopping"),
+    "reboot": ("running", "rebooting"),
+}
+CREATE, POWER, DELETE = "instance.create", "instance.power", "instance.delete"
+METER = "instance.running"
+
+
+# --- flavors -------------------------------------------------------------------------------
+
+
+def list_flavors(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_permitted(session, principal, Flavor, READ, page, **filters)
+
+
+def get_flavor(session: Session, principal: Principal, flavor_id: str) -> Flavor:
+    return get_permitted(session, Flavor, flavor_id, principal, READ, "flavor")
+
+
+def create_flavor(session: Session, principal: Principal, data: FlavorCreate) -> Flavor:
+    require(principal, inventory.WRITE)
+    flavor = Flavor(id=new_id("flv"), **data.model_dump())
+    session.add(flavor)
+    flush_or_conflict(session, f"a flavor named {data.name!r} exists", "duplicate-name")
+    audit.note(target_type="flavor", target_id=flavor.id)
+    return flavor
+
+
+def update_flavor(session: Session, principal: Principal, flavor_id: str, data: FlavorUpdate):
+    require(principal, inventory.WRITE)
+    flavor = get_flavor(session, principal, flavor_id)
+    apply_changes(flavor, data)
+    flush_or_conflict(session, f"a flavor named {data.name!r} exists", "duplicate-name")
+    return flavor
+
+
+def _refuse_if_used(session: Session, column: Any, ident: str, what: str) -> None:
+    used = session.scalar(select(func.count()).where(column == ident, Instance.state != "deleted"))
+    if used:
+        raise Conflict(f"{what} {ident} is used by {used} instance(s)", code="in-use")
+
+
+def delete_flavor(session: Session, principal: Principal, flavor_id: str) -> None:
+    require(principal, inventory.WRITE)
+    flavor = get_flavor(session, principal, flavor_id)
+    _refuse_if_used(session, Instance.flavor_id, flavor.id, "flavor")
+    session.delete(flavor)
+    flush_or_conflict(session, f"flavor {flavor_id} is in use", "in-use")
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def list_images(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_visible(session, principal, Image, READ, page, **filters)
+
+
+def get_image(session: Session, principal: Principal, image_id: str) -> Image:
+    return get_visible(session, Image, image_id, principal, READ)
+
+
+def _check_image(session: Session, principal: Principal, image: Image) -> None:
+    if image.visibility == "public":
+        require(principal, inventory.WRITE)  # shared with every tenant: the platform's call
+    for zone_id in image.locations:
+        inventory.get_zone(session, principal, zone_id)
+
+
+def create_image(session: Session, principal: Principal, data: ImageCreate) -> Image:
+    require(principal, WRITE)
+    tenant_id = vpcs.tenant_id_for(principal, data.tenant_id)
+    tenant = identity.tenant_for_new_resource(session, principal, tenant_id)
+    image = Image(id=new_id("img"), **data.model_dump(exclude={"tenant_id"}), tenant_id=tenant.id)
+    _check_image(session, principal, image)
+    session.add(image)
+    session.flush()
+    audit.note(target_type="image", target_id=image.id, tenant_id=tenant.id)
+    return image
+
+
+def update_image(session: Session, principal: Principal, image_id: str, data: ImageUpdate):
+    image = get_writable(session, Image, image_id, principal, "resource")
+    apply_changes(image, data)
+    _check_image(session, principal, image)
+    audit.note(target_type="image", target_id=image.id, tenant_id=image.tenant_id)
+    return image
+
+
+def delete_image(session: Session, principal: Principal, image_id: str) -> None:
+    image = get_writable(session, Image, image_id, principal, "resource")
+    _refuse_if_used(session, Instance.image_id, image.id, "image")
+    session.delete(image)
+    flush_or_conflict(session, f"image {image_id} is in use", "in-use")
+    audit.note(target_type="image", target_id=image.id, tenant_id=image.tenant_id)
+
+
+# --- instances: requests -------------------------------------------------------------------
+
+
+def list_instances(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    """Deleted instances are listed only when asked for (``state=deleted``)."""
+    stmt = where_equal(restrict(select(Instance), Instance, principal, READ), Instance, **filters)
+    if filters.get("state") is None:
+        stmt = stmt.where(Instance.state != "deleted")
+    return paginate(session, stmt, Instance.id, page)
+
+
+def get_instance(session: Session, principal: Principal, instance_id: str) -> Instance:
+    return get_visible(session, Instance, instance_id, principal, READ)
+
+
+def demand(flavor: Flavor) -> dict[str, int]:
+    """What one instance of the flavor counts against quota."""
+    amounts = {"instances": 1, "vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb}
+    if flavor.gpus:
+        amounts["gpus"] = flavor.gpus
+    return {k: v for k, v in amounts.items() if v}
+
+
+def _zone_and_vxnet(
+    session: Session, principal: Principal, tenant_id: str, image: Image, data: InstanceCreate
+) -> tuple[str, Vxnet | None]:
+    """Where the instances go: the vxnet's zone, the zone asked for, or the first zone the
+    image is available in; and on which vxnet (the tenant's first in that zone if none)."""
+    vxnet = None
+    if data.vxnet_id is not None:
+        vxnet = get_writable(session, Vxnet, data.vxnet_id, principal, "resource")
+        if vxnet.tenant_id != tenant_id:
+            raise BadRequest(f"vxnet {vxnet.id} belongs to another tenant", code="bad-vxnet")
+    zone_id = data.zone_id or (vxnet and vpcs.zone_of(session, vxnet))
+    if zone_id is None:
+        usable = [z for z in sorted(image.locations) if _zone_usable(session, principal, z)]
+        if not usable:
+            raise BadRequest(
+                f"image {image.id} is available in no zone you may use", code="no-zone"
+            )
+        zone_id = usable[0]
+    inventory.get_zone(session, principal, zone_id)
+    if zone_id not in image.locations:
+        raise BadRequest(f"image {image.id} is not available in zone {zone_id}", code="no-zone")
+    if vxnet is not None and vpcs.zone_of(session, vxnet) != zone_id:
+        raise BadRequest(f"vxnet {vxnet.id} is not in zone {zone_id}", code="bad-vxnet")
+    return zone_id, vxnet or vpcs.first_vxnet(session, tenant_id, zone_id)
+
+
+def _zone_usable(session: Session, principal: Principal, zone_id: str) -> bool:
+    try:
+        inventory.get_zone(session, principal, zone_id)
+    except NotFound:
+        return False
+    return True
+
+
+def request_create(
+    session: Session, principal: Principal, data: InstanceCreate
+) -> list[tuple[Instance, Operation]]:
+    """Record ``count`` instances in ``creating`` and their provisioning operations. Quota is
+    checked now (a dry run, so an obvious refusal is a 409 here); the workflow reserves it."""
+    require(principal, WRITE)
+    tenant = identity.tenant_for_new_resource(
+        session, principal, vpcs.tenant_id_for(principal, data.tenant_id)
+    )
+    flavor = get_flavor(session, principal, data.flavor_id)
+    image = get_image(session, principal, data.image_id)
+    if flavor.disk_gb and image.min_disk_gb > flavor.disk_gb:
+        raise BadRequest(
+            f"image {image.id} needs {image.min_disk_gb} GB of disk; flavor {flavor.id} has "
+            f"{flavor.disk_gb}",
+            code="disk-too-small",
+        )
+    zone_id, vxnet = _zone_and_vxnet(session, principal, tenant.id, image, data)
+    wanted = {k: v * data.count for k, v in demand(flavor).items()}
+    for outcome in quota.check(session, tenant.id, wanted):
+        if not outcome["admitted"]:
+            raise quota.QuotaExceeded(
+                f"{outcome['resource']} +{outcome['amount']}: tenant {outcome['refused_at']} "
+                f"{outcome['reason']}",
+                resource=outcome["resource"],
+                tenant_id=outcome["refused_at"],
+            )
+    made = []
+    for n in range(data.count):
+        instance = Instance(
+            id=new_id("i"),
+            tenant_id=tenant.id,
+            name=data.name if data.count == 1 else f"{data.name}-{n + 1}"[:64],
+            flavor_id=flavor.id,
+            image_id=image.id,
+            zone_id=zone_id,
+            vxnet_id=vxnet and vxnet.id,
+            state="creating",
+            vcpus=flavor.vcpus,
+            memory_mb=flavor.memory_mb,
+            disk_gb=max(flavor.disk_gb, image.min_disk_gb),
+        )
+        session.add(instance)
+        made.append((instance, _operation(session, principal, instance, CREATE)))
+    audit.note(target_type="instance", target_id=made[0][0].id, tenant_id=tenant.id)
+    return made
+
+
+def _operation(
+    session: Session, principal: Principal, instance: Instance, kind: str, **params: Any
+) -> Operation:
+    operation = create_operation(
+        session,
+        kind=kind,
+        tenant_id=instance.tenant_id,
+        target_type="instance",
+        target_id=instance.id,
+        requested_by=principal.user_id,
+        params=params,
+    )
+    instance.operation_id = operation.id
+    record_event(session, instance, kind, f"{kind} requested by {principal.username}")
+    return operation
+
+
+def _locked(session: Session, principal: Principal, instance_id: str) -> Instance:
+    """Writable by the principal, and locked so two requests cannot both start work."""
+    get_writable(session, Instance, instance_id, principal, "resource")
+    return lock(session, instance_id)
+
+
+def request_action(
+    session: Session, principal: Principal, instance_id: str, action: str
+) -> tuple[Instance, Operation]:
+    instance = _locked(session, principal, instance_id)
+    start_state, busy_state = ACTIONS[action]
+    if instance.state != start_state:
+        raise Conflict(
+            f"instance {instance.id} is {instance.state}; {action} needs it {start_state}",
+            code="invalid-state",
+        )
+    instance.state = busy_state
+    return instance, _operation(session, principal, instance, POWER, action=action)
+
+
+def request_delete(
+    session: Session, principal: Principal, instance_id: str
+) -> tuple[Instance, Operation]:
+    instance = _locked(session, principal, instance_id)
+    if instance.state not in SETTLED:
+        raise Conflict(
+            f"instance {instance.id} is {instance.state}; wait until it settles",
+            code="invalid-state",
+        )
+    instance.state = "deleting"
+    return instance, _operation(session, principal, instance, DELETE)
+
+
+def update_instance(session: Session, principal: Principal, instance_id: str, data: InstanceUpdate):
+    instance = get_writable(session, Instance, instance_id, principal, "resource")
+    apply_changes(instance, data)
+    return instance
+
+
+def list_events(session: Session, principal: Principal, instance_id: str) -> list[InstanceEvent]:
+    instance = get_instance(session, principal, instance_id)
+    stmt = select(InstanceEvent).where(InstanceEvent.instance_id == instance.id)
+    return list(session.scalars(stmt.order_by(InstanceEvent.at, InstanceEvent.id)))
+
+
+def count_tenant_instances(session: Session, tenant_id: str) -> int:
+    stmt = select(func.count()).where(Instance.tenant_id == tenant_id, Instance.state != "deleted")
+    return session.scalar(stmt) or 0
+
+
+def count_provider_instances(session: Session, provider_id: str) -> int:
+    stmt = select(func.count()).where(
+        Instance.provider_id == provider_id, Instance.state != "deleted"
+    )
+    return session.scalar(stmt) or 0
+
+
+# --- instances: what the workflows call ----------------------------------------------------
+
+
+def lock(session: Session, instance_id: str) -> Instance:
+    return session.scalars(
+        select(Instance)
+        .where(Instance.id == instance_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def record_event(
+    session: Session, instance: Instance, kind: str, message: str, **detail: Any
+) -> None:
+    session.add(
+        InstanceEvent(
+            id=new_id("iev"),
+            instance_id=instance.id,
+            tenant_id=instance.tenant_id,
+            kind=kind,
+            message=message[:2000],
+            detail=detail,
+            at=now(),
+        )
+    )
+
+
+def settle(session: Session, instance: Instance, state: str, message: str, **fields: Any) -> None:
+    """The workflow is done with the instance: it rests in ``state``."""
+    instance.state, instance.operation_id = state, None
+    for key, value in fields.items():
+        setattr(instance, key, value)
+    record_event(session, instance, f"instance.{state}", message)
+
+
+def of_provider(session: Session, provider_id: str) -> list[Instance]:
+    """The live instances a provider holds, for reconciling."""
+    stmt = select(Instance).where(
+        Instance.provider_id == provider_id, Instance.state.not_in(("deleted", "creating"))
+    )
+    return list(session.scalars(stmt))
+
+
+def meter(session: Session, instance: Instance, action: str, event_id: str) -> None:
+    """Open (``start``) or close (``stop``) the instance's running interval for billing."""
+    billing.record(
+        session,
+        source="compute",
+        event_id=event_id,
+        tenant_id=instance.tenant_id,
+        resource_type="instance",
+        resource_id=instance.id,
+        meter=METER,
+        action=action,
+        attributes={
+            "flavor_id": instance.flavor_id,
+            "vcpus": instance.vcpus,
+            "memory_mb": instance.memory_mb,
+            "zone_id": instance.zone_id,
+        },
+    )
+
+
+# --- reconcile and import ------------------------------------------------------------------
+
+
+def reconcile(session: Session, provider_id: str, machines: list[Any]) -> dict[str, int]:
+    """Compare the provider's machines with our instances: an instance whose machine is gone
+    is marked ``error``; a power state changed out of band is taken over (and metered).
+    Instances a workflow is working on are left alone."""
+    by_external = {m.external_id: m for m in machines}
+    by_instance = {m.instance_id: m for m in machines if m.instance_id}
+    gone = corrected = 0
+    for instance in of_provider(session, provider_id):
+        if instance.operation_id is not None or instance.state not in ("running", "stopped"):
+            continue
+        machine = by_external.get(instance.external_id or "") or by_instance.get(instance.id)
+        if machine is None:
+            settle(
+                session,
+                instance,
+                "error",
+                "the machine was deleted outside Yunguan",
+                error_reason="the machine was deleted outside Yunguan (not found on sync)",
+                power_state="unknown",
+            )
+            gone += 1
+            continue
+        observed = {"running": "running", "stopped": "stopped"}.get(machine.state)
+        if observed is not None and observed != instance.state:
+            stamp = now().isoformat()
+            meter(session, instance, "start" if observed == "running" else "stop", stamp)
+            settle(
+                session,
+                instance,
+                observed,
+                f"power state corrected to {observed} (changed outside Yunguan)",
+                power_state="on" if observed == "running" else "off",
+            )
+            corrected += 1
+    return {"gone": gone, "corrected": corrected}
+
+
+def known_machines(session: Session, provider_id: str) -> set[str]:
+    """External ids of the machines our instances hold at the provider."""
+    stmt = select(Instance.external_id).where(
+        Instance.provider_id == provider_id, Instance.state != "deleted"
+    )
+    return {e for e in session.scalars(stmt) if e}
+
+
+def import_machine(
+    session: Session,
+    principal: Principal,
+    provider_id: str,
+    machine: dict[str, Any],
+    host_id: str | None,
+    data: Any,
+    zone_id: str,
+) -> Instance:
+    """Adopt a machine made outside Yunguan: it becomes an instance of the tenant, counted
+    against its quota, with the flavor and image the operator names."""
+    tenant = identity.tenant_for_new_resource(session, principal, data.tenant_id)
+    flavor = get_flavor(session, principal, data.flavor_id)
+    image = get_image(session, principal, data.image_id)
+    state = {"running": "running", "stopped": "stopped"}.get(machine["state"], "error")
+    instance = Instance(
+        id=new_id("i"),
+        tenant_id=tenant.id,
+        name=data.name or machine["name"][:64],
+        flavor_id=flavor.id,
+        image_id=image.id,
+        zone_id=zone_id,
+        state=state,
+        power_state={"running": "on", "stopped": "off"}.get(state, "unknown"),
+        vcpus=flavor.vcpus,
+        memory_mb=flavor.memory_mb,
+        disk_gb=flavor.disk_gb,
+        host_id=host_id,
+        provider_id=provider_id,
+        external_id=machine["external_id"],
+        imported=True,
+        launched_at=now(),
+    )
+    session.add(instance)
+    session.flush()
+    instance.reservation_id = quota.charge(
+        session, tenant.id, demand(flavor), consumer_id=instance.id
+    ).id
+    record_event(session, instance, "instance.imported", f"imported from {provider_id}")
+    if state == "running":
+        meter(session, instance, "start", f"{instance.id}:import")
+    audit.note(target_type="instance", target_id=instance.id, tenant_id=tenant.id)
+    return instance

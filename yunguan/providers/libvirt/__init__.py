@@ -1,0 +1,3 @@
+from yunguan.providers.libvirt.driver import Config, LibvirtDriver, Secret
+
+__all__ = ["Config", "LibvirtDriver", "Secret"]

@@ -1,0 +1,3 @@
+from yunguan.providers.redfish.driver import Config, RedfishDriver, Secret
+
+__all__ = ["Config", "RedfishDriver", "Secret"]
