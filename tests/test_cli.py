@@ -343,3 +343,71 @@ def test_network_commands(run, root_id: str) -> None:
     for noun, item in (("eip", eip), ("port", nic), ("vxnet", sub), ("vpc", vpc)):
         run(noun, "delete", item["id"])
     assert _json(run("vpc", "list", "-o", "json")) == []
+
+
+@pytest.mark.usefixtures("workflows")
+def test_provider_and_instance_commands(run, root_id: str) -> None:
+    region = _json(run("region", "create", "west", "-o", "json"))
+    zone = _json(run("zone", "create", "west-1", "--region", region["id"], "-o", "json"))
+    pod = _json(run("pod", "create", "p1", "--zone", zone["id"], "-o", "json"))
+    cluster = _json(run("cluster", "create", "c1", "--pod", pod["id"], "-o", "json"))
+    config = json.dumps({"hosts": 3})
+    registered = _json(
+        run(
+            "provider",
+            "register",
+            "sim",
+            "--kind",
+            "simulator",
+            "--cluster",
+            cluster["id"],
+            "--config",
+            config,
+            "-o",
+            "json",
+        )
+    )
+    assert registered["synced_at"] and registered["has_credentials"] is False
+    hosts = _json(run("host", "list", "--filter", f"cluster_id={cluster['id']}", "-o", "json"))
+    assert len(hosts) == 3
+    flavor = _json(
+        run("flavor", "create", "m1", "--vcpus", "2", "--memory-mb", "1024", "-o", "json")
+    )
+    image = _json(
+        run("image", "create", "deb", "--zone", f"{zone['id']}=", "--public", "-o", "json")
+    )
+    made = _json(
+        run(
+            "instance",
+            "create",
+            "cli-vm",
+            "--flavor",
+            flavor["id"],
+            "--image",
+            image["id"],
+            "-o",
+            "json",
+        )
+    )
+    assert made["state"] == "running" and made["zone_id"] == zone["id"]
+    stopped = _json(run("instance", "stop", made["id"], "-o", "json"))
+    assert stopped["state"] == "succeeded"
+    assert _json(run("instance", "show", made["id"], "-o", "json"))["state"] == "stopped"
+    assert "cli-vm" in run("instance", "console", made["id"])
+    assert "instance.stopped" in run("instance", "events", made["id"])
+    run("instance", "delete", made["id"])
+    assert _json(run("instance", "list", "-o", "json")) == []
+    synced = _json(run("provider", "sync", registered["id"], "-o", "json"))
+    assert synced["state"] == "succeeded"
+    run(
+        "provider",
+        "register",
+        "bad",
+        "--kind",
+        "simulator",
+        "--cluster",
+        cluster["id"],
+        "--config",
+        '{"hosts": 0}',
+        expect=1,
+    )

@@ -3,6 +3,7 @@
 from sqlalchemy import func, select
 
 from tests.conftest import new_database_url
+from yunguan.compute.models import Instance
 from yunguan.core.config import Settings
 from yunguan.core.db import Database
 from yunguan.core.migrate import upgrade
@@ -22,7 +23,12 @@ def test_demo_seeds_a_data_centre_once(tmp_path) -> None:
     with db.session() as session:
         assert not seed(session, settings)  # a second start changes nothing
         hosts = session.scalars(select(Host)).all()
-        assert len(hosts) == 30 and sum(h.gpus for h in hosts) == 8
+        assert len(hosts) == 38 and sum(h.gpus for h in hosts) == 8
+        simulated = [h for h in hosts if h.provider_id is not None]
+        assert len(simulated) == 8 and all(h.cpu_cores == 32 for h in simulated)
+        instances = session.scalars(select(Instance)).all()
+        assert [i.state for i in instances] == ["creating", "creating"]  # provisioned at start
+        assert {i.vxnet_id for i in instances} == {session.scalars(select(Port.vxnet_id)).first()}
         assert session.scalar(select(func.count()).select_from(PlacementPolicy)) == 1
         pool = session.scalars(select(StoragePool)).one()
         assert pool.source == (tmp_path / "data").resolve().as_uri()

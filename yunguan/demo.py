@@ -4,6 +4,8 @@ through on first start."""
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from yunguan.compute import service as compute
+from yunguan.compute.schemas import FlavorCreate, ImageCreate, InstanceCreate
 from yunguan.core.config import Settings
 from yunguan.core.ids import new_id
 from yunguan.identity import credentials
@@ -13,8 +15,9 @@ from yunguan.identity.scope import Principal
 from yunguan.identity.service import bootstrap_user, ensure_root_tenant
 from yunguan.inventory import schemas
 from yunguan.inventory import service as inventory
-from yunguan.inventory.models import Cluster, Host
+from yunguan.inventory.models import Cluster, Host, Pod
 from yunguan.network import eips, pools, ports, vpcs
+from yunguan.network.models import Vxnet
 from yunguan.network.schemas import (
     EipAction,
     EipCreate,
@@ -24,6 +27,12 @@ from yunguan.network.schemas import (
     VpcCreate,
     VxnetCreate,
 )
+from yunguan.providers import service as providers
+from yunguan.providers.base import Collected
+from yunguan.providers.schemas import ProviderCreate
+from yunguan.providers.simulator.driver import Config as SimulatorConfig
+from yunguan.providers.simulator.driver import Secret as SimulatorSecret
+from yunguan.providers.simulator.driver import SimulatorDriver
 from yunguan.scheduler import service as scheduler
 from yunguan.scheduler.schemas import PolicyCreate
 
@@ -129,6 +138,63 @@ def _datacentre(session: Session, settings: Settings, root: Tenant) -> None:
         PolicyCreate(name="east-1a packs", strategy="pack", zone_id=public.id),
     )
     _networks(session, operator, public.id, park_zone.id)
+    _compute(session, operator, public.id)
+
+
+def _compute(session: Session, operator: Principal, zone_id: str) -> None:
+    """A simulated KVM cluster in east-1a (its hosts collected now), flavors, a public image,
+    and the Platform Team's first instances: recorded as ``creating``, so the platform
+    provisions them through the ordinary workflow when it starts."""
+    pod = session.scalars(select(Pod).where(Pod.zone_id == zone_id)).first()
+    cluster = inventory.create_cluster(
+        session,
+        operator,
+        schemas.ClusterCreate(name="kvm-sim", pod_id=pod.id, hypervisor="kvm", cpu_overcommit=4),
+    )
+    provider, _ = providers.create_provider(
+        session,
+        operator,
+        ProviderCreate(
+            name="east-1a-simulator",
+            kind="simulator",
+            cluster_id=cluster.id,
+            config={"realm": "east-1a-sim", "hosts": 8, "boot_seconds": 2},
+        ),
+    )
+    config = SimulatorConfig.model_validate(provider.config)
+    simulator = SimulatorDriver(config, SimulatorSecret())
+    providers.apply_collected(session, provider.id, Collected(simulator.hosts(), []))
+    flavors = [
+        compute.create_flavor(
+            session, operator, FlavorCreate(name=name, vcpus=cpu, memory_mb=mem, disk_gb=disk)
+        )
+        for name, cpu, mem, disk in DEMO_FLAVORS
+    ]
+    image = compute.create_image(
+        session,
+        operator,
+        ImageCreate(
+            name="debian-12",
+            os_version="12",
+            min_disk_gb=10,
+            visibility="public",
+            locations={zone_id: ""},
+        ),
+    )
+    team = session.scalars(select(Tenant).where(Tenant.name == "Platform Team")).one()
+    web = session.scalars(select(Vxnet).where(Vxnet.name == "web")).one()
+    compute.request_create(
+        session,
+        operator,
+        InstanceCreate(
+            name="web",
+            flavor_id=flavors[1].id,
+            image_id=image.id,
+            tenant_id=team.id,
+            vxnet_id=web.id,
+            count=2,
+        ),
+    )
 
 
 def _networks(session: Session, operator: Principal, public_id: str, park_id: str) -> None:
@@ -198,6 +264,7 @@ def _networks(session: Session, operator: Principal, public_id: str, park_id: st
 
 _KVM = {"cpu_sockets": 2, "cpu_cores": 32, "cpu_mhz": 2600, "memory_mb": 262144, "disk_gb": 4000}
 _METAL = {**_KVM, "cpu_cores": 48, "memory_mb": 393216, "disk_count": 2, "disk_gb": 2 * 1920}
+DEMO_FLAVORS = [("s1.small", 1, 2048, 20), ("s2.medium", 2, 4096, 40), ("m4.large", 4, 16384, 80)]
 DEMO_CLUSTERS = [
     (
         "kvm-general",

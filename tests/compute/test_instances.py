@@ -241,3 +241,23 @@ def test_sync_marks_out_of_band_changes_and_lists_foreign_machines(
     assert admin.ok(admin.get(f"/providers/{provider_id}"))["importable"] == []
     again = admin.post(f"/providers/{provider_id}/actions", {"action": "import", "machine": body})
     assert again.status_code == 404
+
+
+@pytest.mark.parametrize("point", ["provision.after-claim", "provision.after-network"])
+def test_a_failure_after_any_step_gives_back_what_was_taken(
+    admin: Api, db: Database, member: Api, team: dict, place: dict, vxnet: dict, monkeypatch, point
+) -> None:
+    from yunguan.core.config import get_settings
+
+    monkeypatch.setenv("YUNGUAN_FAULT_POINTS", f"{point}=error")
+    get_settings.cache_clear()
+    try:
+        accepted = create(member, place)
+        operation = wait_operation(member, accepted["operation"]["id"])
+    finally:
+        monkeypatch.delenv("YUNGUAN_FAULT_POINTS")
+        get_settings.cache_clear()
+    assert operation["state"] == "failed" and "InjectedFault" in operation["error"]
+    instance = member.ok(member.get(f"/instances/{accepted['resource']['id']}"))
+    assert instance["state"] == "error" and point in instance["error_reason"]
+    assert held(admin, db, team["id"]) == NOTHING

@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import new_database_url
+from tests.support import network
 from tests.support.api import Api
+from tests.support.compute import create, simulated_zone
+from tests.support.compute_checks import NOTHING, held
 from tests.support.waiting import wait_operation
 from yunguan.core.db import Database
 from yunguan.identity.models import Tenant, Token, User
@@ -169,4 +172,43 @@ def test_separate_worker_process_runs_the_workflows(server, tmp_path: Path) -> N
             worker.wait(20)
         assert operation["state"] == "succeeded"
         assert admin.get(f"/tenants/{tenant['id']}").status_code == 404
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "provision.after-quota",
+        "provision.after-claim",
+        "provision.after-port",
+        "provision.after-create",
+        "provision.after-network",
+    ],
+)
+def test_killed_provisioning_resumes_and_leaks_nothing(server, point: str) -> None:
+    """The worker dies between two provisioning steps; the restarted one finishes the
+    instance, which then holds exactly one of everything, and deleting it frees all."""
+    process, db = server
+    process.start(fault=f"{point}=crash")
+    with httpx.Client(base_url=process.url, timeout=30) as http:
+        admin = Api(http).login("root-admin", ADMIN_PASSWORD)
+        place = simulated_zone(admin)
+        team = admin.tenant(admin.me["tenant_id"], "Team")
+        vpc = network.vpc(admin, place["zone"]["id"], "10.9.0.0/16", tenant_id=team["id"])
+        network.vxnet(admin, vpc["id"], "10.9.1.0/24")
+        accepted = create(admin, place, tenant_id=team["id"])
+    assert process.wait_exit() == 70  # died at the fault point, mid-workflow
+
+    process.start()
+    with httpx.Client(base_url=process.url, timeout=30) as http:
+        admin = Api(http).login("root-admin", ADMIN_PASSWORD)
+        operation = wait_operation(admin, accepted["operation"]["id"])
+        assert operation["state"] == "succeeded", operation
+        instance = admin.ok(admin.get(f"/instances/{accepted['resource']['id']}"))
+        assert instance["state"] == "running"
+        one_each = {"reservations": 1, "claims": 1, "ports": 1, "machines": 1}
+        assert held(admin, db, team["id"]) == one_each
+        deleted = admin.ok(admin.delete(f"/instances/{instance['id']}"), 202)
+        assert wait_operation(admin, deleted["operation"]["id"])["state"] == "succeeded"
+        assert held(admin, db, team["id"]) == NOTHING
     db.dispose()

@@ -11,6 +11,7 @@ import uvicorn
 
 from yunguan.cli import client as http
 from yunguan.cli.output import Format, OutputOption, show
+from yunguan.compute import cli as compute_cli
 from yunguan.core.config import get_settings
 from yunguan.core.db import Database, set_database
 from yunguan.core.errors import Problem
@@ -19,6 +20,7 @@ from yunguan.core.migrate import upgrade
 from yunguan.identity.cli import audit, group, role, tenant, user
 from yunguan.inventory import cli as inventory_cli
 from yunguan.network import cli as network_cli
+from yunguan.providers import cli as providers_cli
 from yunguan.quota import cli as quota_cli
 from yunguan.scheduler import cli as scheduler_cli
 
@@ -38,7 +40,13 @@ for sub, name in (
     (quota_cli.quota, "quota"),
     *(
         (sub, noun)
-        for commands in (inventory_cli.COMMANDS, scheduler_cli.COMMANDS, network_cli.COMMANDS)
+        for commands in (
+            inventory_cli.COMMANDS,
+            scheduler_cli.COMMANDS,
+            network_cli.COMMANDS,
+            providers_cli.COMMANDS,
+            compute_cli.COMMANDS,
+        )
         for noun, sub in commands.items()
     ),
 ):

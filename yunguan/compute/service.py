@@ -219,7 +219,7 @@ def request_create(
         )
     zone_id, vxnet = _zone_and_vxnet(session, principal, tenant.id, image, data)
     wanted = {k: v * data.count for k, v in demand(flavor).items()}
-    for outcome in quota.check(session, tenant.id, wanted):
+    for outcome in quota.check(session, tenant.id, wanted, lock=False):
         if not outcome["admitted"]:
             raise quota.QuotaExceeded(
                 f"{outcome['resource']} +{outcome['amount']}: tenant {outcome['refused_at']} "

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
 
     run_workers: bool = True
     """Whether this process dequeues workflows; API-only processes set it false."""
+    workflow_concurrency: int = Field(default=8, ge=1, le=256)
+    """Workflows one worker process runs at once."""
     executor_id: str = "local"
     """DBOS executor id; a restarted process with the same id resumes its workflows."""
     fault_points: str = ""

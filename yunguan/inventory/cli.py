@@ -46,8 +46,10 @@ def noun_app(
     help_text: str,
     filters: tuple[str, ...] = (),
     capacity: bool = False,
+    deletes: bool = True,
 ) -> typer.Typer:
-    """A noun's sub-command with list, show, delete (and capacity for the topology)."""
+    """A noun's sub-command with list, show, delete (and capacity for the topology). Nouns
+    whose deletion is a long operation (``deletes=False``) define their own ``delete``."""
     app = typer.Typer(help=help_text, no_args_is_help=True)
 
     @app.command("list")
@@ -65,10 +67,12 @@ def noun_app(
     def show_item(item_id: str, output: OutputOption = Format.table) -> None:
         show(Client.from_login().get(f"{path}/{item_id}"), columns, output)
 
-    @app.command("delete")
-    def delete_item(item_id: str) -> None:
-        Client.from_login().delete(f"{path}/{item_id}")
-        typer.echo(f"deleted {item_id}")
+    if deletes:
+
+        @app.command("delete")
+        def delete_item(item_id: str) -> None:
+            Client.from_login().delete(f"{path}/{item_id}")
+            typer.echo(f"deleted {item_id}")
 
     if capacity:
 

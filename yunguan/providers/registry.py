@@ -4,11 +4,12 @@ Each kind's module defines ``Config`` and ``Secret`` (the settings and credentia
 validated when a provider is registered) and the driver class.
 """
 
+import atexit
 import importlib
 import threading
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from yunguan.core import secrets
 from yunguan.core.errors import BadRequest
@@ -45,13 +46,19 @@ def validated(kind: str, config: dict[str, Any], secret: dict[str, Any]) -> tupl
         ("secret", module.Secret, secret),
     ):
         try:
-            out.append(model.model_validate(given).model_dump(mode="json"))
+            out.append(_stored(model.model_validate(given)))
         except ValidationError as exc:
             fields = "; ".join(
                 f"{what}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             raise BadRequest(f"invalid {kind} provider {what}: {fields}", code="invalid-field")
     return out[0], out[1]
+
+
+def _stored(settings: BaseModel) -> dict[str, Any]:
+    """As JSON, with secret values in clear (they are sealed before they are stored)."""
+    revealed = {k: v.get_secret_value() for k, v in settings if isinstance(v, SecretStr)}
+    return {**settings.model_dump(mode="json"), **revealed}
 
 
 def driver(provider: Provider) -> Driver:
@@ -78,3 +85,10 @@ def forget(provider_id: str) -> None:
         held = _drivers.pop(provider_id, None)
     if held is not None:
         held[1].close()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close connections while their libraries are still loaded."""
+    for provider_id in list(_drivers):
+        forget(provider_id)

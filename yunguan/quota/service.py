@@ -69,18 +69,19 @@ def _ensure_rows(session: Session, path: list[str], resources: Iterable[str]) ->
 
 
 def _lock_path(
-    session: Session, tenant_id: str, resources: Iterable[str]
+    session: Session, tenant_id: str, resources: Iterable[str], *, lock: bool = True
 ) -> dict[str, list[QuotaNode]]:
-    """The path's rows per resource, root first, locked in one global order."""
+    """The path's rows per resource, root first, locked in one global order (or only read,
+    for a look that decides nothing)."""
     path, resources = _path(session, tenant_id), sorted(set(resources))
     _ensure_rows(session, path, resources)
-    rows = session.scalars(
+    stmt = (
         select(QuotaNode)
         .where(QuotaNode.tenant_id.in_(path), QuotaNode.resource.in_(resources))
         .order_by(QuotaNode.resource, QuotaNode.depth)
-        .with_for_update()
         .execution_options(populate_existing=True)
-    ).all()
+    )
+    rows = session.scalars(stmt.with_for_update() if lock else stmt).all()
     by_resource: dict[str, list[QuotaNode]] = defaultdict(list)
     for row in rows:
         by_resource[row.resource].append(row)
@@ -105,10 +106,14 @@ def validated(amounts: dict[str, int]) -> dict[str, int]:
 # --- reserve, commit, release --------------------------------------------------------------
 
 
-def check(session: Session, tenant_id: str, amounts: dict[str, int]) -> list[dict[str, Any]]:
-    """What admitting ``amounts`` at the tenant would do, per resource (locks the path)."""
+def check(
+    session: Session, tenant_id: str, amounts: dict[str, int], *, lock: bool = True
+) -> list[dict[str, Any]]:
+    """What admitting ``amounts`` at the tenant would do, per resource. It locks the path
+    unless ``lock`` is false: then it is a look at the last committed figures, for an early
+    answer that the real reservation confirms later."""
     wanted = validated(amounts)
-    paths = _lock_path(session, tenant_id, wanted)
+    paths = _lock_path(session, tenant_id, wanted, lock=lock)
     return [
         {
             "resource": resource,

@@ -39,7 +39,9 @@ def launch(settings: Settings) -> None:
     if not settings.run_workers:
         DBOS.listen_queues([])
     DBOS.launch()
-    DBOS.register_queue(WORK_QUEUE, worker_concurrency=8, polling_interval_sec=0.2)
+    DBOS.register_queue(
+        WORK_QUEUE, worker_concurrency=settings.workflow_concurrency, polling_interval_sec=0.2
+    )
     _launched = True
     if settings.run_workers:
         from yunguan.workflows import periodic

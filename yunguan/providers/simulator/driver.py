@@ -184,8 +184,14 @@ class SimulatorDriver:
 
     def collect(self) -> Collected:
         self._call("collect", self.config.realm)
+        stmt = select(SimulatedMachine).where(SimulatedMachine.realm == self.config.realm)
+        with get_database().session(write=False) as session:
+            machines = [self._machine(row) for row in session.scalars(stmt)]
+        return Collected(hosts=self.hosts(), machines=machines)
+
+    def hosts(self) -> list[HostFacts]:
         c = self.config
-        hosts = [
+        return [
             HostFacts(
                 external_id=self.host_name(n),
                 name=self.host_name(n),
@@ -197,10 +203,6 @@ class SimulatorDriver:
             )
             for n in range(1, c.hosts + 1)
         ]
-        stmt = select(SimulatedMachine).where(SimulatedMachine.realm == c.realm)
-        with get_database().session(write=False) as session:
-            machines = [self._machine(row) for row in session.scalars(stmt)]
-        return Collected(hosts=hosts, machines=machines)
 
     def close(self) -> None:
         """Nothing to close: every call opens its own transaction."""
