@@ -202,3 +202,29 @@ def test_member_builds_a_vpc_in_the_browser(page, live_admin: Api, root_id: str)
     vpc.locator("input[name=cidr]").fill("10.8.1.0/24")
     vpc.locator("text=Add vxnet").click()
     page.wait_for_selector("[data-vxnet] >> text=gateway 10.8.1.1")
+
+
+def test_admin_creates_an_instance_and_stops_it_in_the_browser(
+    page, live_admin: Api, workflows
+) -> None:
+    from tests.support.compute import simulated_zone
+
+    simulated_zone(live_admin)
+    login(page, "admin", ADMIN_PASSWORD)
+    page.click("nav.side >> text=Instances")
+    page.wait_for_url("**/instances")
+    page.fill("#create-wizard input[name=name]", "browser-vm")
+    page.click("#create-wizard button[type=submit]")
+    page.wait_for_selector("text=Creating “browser-vm”.")
+    row = page.locator("tr[data-instance]", has_text="browser-vm")
+    row.locator("text=instance.create succeeded · 100%").wait_for()
+    assert row.locator("mark[data-state=running]").count() == 1
+
+    row.locator("a", has_text="browser-vm").click()
+    page.wait_for_selector("#instance-summary")
+    assert "browser-vm login:" in page.locator("#instance-console").inner_text()
+    page.click("#instance-summary button:has-text('Stop')")
+    page.wait_for_selector("#instance-summary mark[data-state=stopped]")
+    assert page.locator("#instance-summary button:has-text('Start')").count() == 1
+    instance = live_admin.ok(live_admin.get("/instances", params={"name": "browser-vm"}))
+    assert [i["state"] for i in instance["items"]] == ["stopped"]

@@ -6,13 +6,9 @@ from yunguan.compute import schemas
 from yunguan.compute import service as compute
 from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import DbSession, get_db
-from yunguan.core.errors import BadGateway, Conflict
 from yunguan.core.pagination import Page, Pages
 from yunguan.identity.crud import Collection, add_collection
 from yunguan.identity.deps import CurrentPrincipal
-from yunguan.providers import registry
-from yunguan.providers.base import ProviderError, Unsupported, require
-from yunguan.providers.models import Provider
 from yunguan.workflows import engine
 from yunguan.workflows.api import accepted
 from yunguan.workflows.schemas import Accepted
@@ -170,15 +166,5 @@ def instance_events(session: DbSession, principal: CurrentPrincipal, item_id: Re
 )
 def instance_console(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
     """The machine's console log, read from the provider now."""
-    instance = compute.get_instance(session, principal, item_id)
-    if instance.provider_id is None or instance.external_id is None:
-        raise Conflict(f"instance {instance.id} has no machine yet", code="no-machine")
-    driver = registry.driver(session.get(Provider, instance.provider_id))  # type: ignore[arg-type]
-    try:
-        require(driver, "console_log")
-        output = driver.console_log(instance.external_id)
-    except Unsupported as exc:
-        raise Conflict(str(exc), code="unsupported")
-    except ProviderError as exc:
-        raise BadGateway(str(exc))
-    return schemas.ConsoleOut(instance_id=instance.id, output=output[-65536:])
+    output = compute.console_log(session, principal, item_id)
+    return schemas.ConsoleOut(instance_id=item_id, output=output)

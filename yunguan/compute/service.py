@@ -21,7 +21,7 @@ from yunguan.compute.schemas import (
 from yunguan.core import audit
 from yunguan.core.clock import now
 from yunguan.core.db import flush_or_conflict
-from yunguan.core.errors import BadRequest, Conflict, NotFound
+from yunguan.core.errors import BadGateway, BadRequest, Conflict, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
@@ -39,6 +39,9 @@ from yunguan.identity.scope import (
 from yunguan.inventory import service as inventory
 from yunguan.network import vpcs
 from yunguan.network.models import Vxnet
+from yunguan.providers import base as drivers
+from yunguan.providers import registry
+from yunguan.providers.models import Provider
 from yunguan.quota import service as quota
 from yunguan.workflows.models import Operation
 from yunguan.workflows.service import create_operation
@@ -477,3 +480,18 @@ def import_machine(
         meter(session, instance, "start", f"{instance.id}:import")
     audit.note(target_type="instance", target_id=instance.id, tenant_id=tenant.id)
     return instance
+
+
+def console_log(session: Session, principal: Principal, instance_id: str) -> str:
+    """The machine's console log, read from its provider now (the last 64 KiB)."""
+    instance = get_instance(session, principal, instance_id)
+    if instance.provider_id is None or instance.external_id is None:
+        raise Conflict(f"instance {instance.id} has no machine yet", code="no-machine")
+    driver = registry.driver(session.get(Provider, instance.provider_id))  # type: ignore[arg-type]
+    try:
+        drivers.require(driver, "console_log")
+        return driver.console_log(instance.external_id)[-65536:]
+    except drivers.Unsupported as exc:
+        raise Conflict(str(exc), code="unsupported")
+    except drivers.ProviderError as exc:
+        raise BadGateway(str(exc))

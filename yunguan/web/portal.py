@@ -5,7 +5,7 @@ as the API's, carried in an HttpOnly, SameSite=Lax cookie; form posts must also 
 this origin.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -25,11 +25,14 @@ from yunguan.identity.credentials import SESSION_COOKIE
 from yunguan.identity.deps import get_signer, resolve
 from yunguan.identity.schemas import TokenRequest
 from yunguan.identity.scope import Principal
+from yunguan.workflows import engine
+from yunguan.workflows import service as operations
+from yunguan.workflows.models import Operation
 
 WEB = Path(__file__).resolve().parent
 TEMPLATE_DIRS = [WEB / "templates"] + [
     WEB.parent / domain / "templates"
-    for domain in ("identity", "inventory", "scheduler", "quota", "network")
+    for domain in ("identity", "inventory", "scheduler", "quota", "network", "compute", "providers")
 ]
 
 templates = Jinja2Templates(
@@ -56,11 +59,13 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
     if principal.can("resource:read"):
         mine.append({"href": "/quotas", "label": "Quotas"})
         mine.append({"href": "/networks", "label": "Networks"})
+        mine.append({"href": "/instances", "label": "Instances"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
         platform = [
             {"href": "/infrastructure", "label": "Infrastructure"},
+            {"href": "/providers", "label": "Providers"},
             {"href": "/ip-pools", "label": "IP pools"},
             {"href": "/placement", "label": "Placement"},
             {"href": "/roles", "label": "Roles"},
@@ -141,6 +146,32 @@ def submit(request: Request, panel_of: Panel, change: Callable[[Session, Princip
     return panel_of(request, principal, notice=notice)
 
 
+Work = Callable[[Session, Principal], tuple[str, Sequence[Operation]]]
+"""A form's change that records long operations: (notice, the operations to queue)."""
+
+
+def submit_work(request: Request, panel_of: Panel, change: Work) -> Response:
+    """``submit`` for a change that records operations: their workflows are queued once its
+    transaction has committed (a crash in between leaves them pending, resubmitted at the
+    next start)."""
+    queued: list[tuple[str, str]] = []
+
+    def recorded(session: Session, principal: Principal) -> str:
+        notice, started = change(session, principal)
+        queued.extend((operation.id, operation.kind) for operation in started)
+        return notice
+
+    response = submit(request, panel_of, recorded)
+    for operation_id, kind in queued:
+        engine.submit(operation_id, kind)
+    return response
+
+
+def latest_operation(session: Session, principal: Principal, target_id: str) -> Operation | None:
+    rows, _ = operations.list_operations(session, principal, PageParams(limit=1), target_id)
+    return rows[0] if rows else None
+
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -204,15 +235,25 @@ def dashboard(request: Request) -> Response:
 
 
 def mount(app: FastAPI) -> None:
+    from yunguan.compute.views import router as compute_pages
     from yunguan.identity.views import router as identity_pages
     from yunguan.inventory.views import router as inventory_pages
     from yunguan.network.views import router as network_pages
+    from yunguan.providers.views import router as provider_pages
     from yunguan.quota.views import router as quota_pages
     from yunguan.scheduler.views import router as scheduler_pages
 
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.include_router(router)
-    for pages in (identity_pages, quota_pages, inventory_pages, scheduler_pages, network_pages):
+    for pages in (
+        identity_pages,
+        quota_pages,
+        inventory_pages,
+        scheduler_pages,
+        network_pages,
+        compute_pages,
+        provider_pages,
+    ):
         app.include_router(pages)
 
     @app.exception_handler(LoginRequired)
