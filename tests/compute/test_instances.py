@@ -16,27 +16,6 @@ from yunguan.providers.models import SimulatedMachine
 pytestmark = pytest.mark.usefixtures("workflows")
 
 
-@pytest.fixture
-def place(admin: Api) -> dict:
-    return simulated_zone(admin)
-
-
-@pytest.fixture
-def team(admin: Api, root_id: str) -> dict:
-    return admin.tenant(root_id, "Team")
-
-
-@pytest.fixture
-def member(admin: Api, team: dict) -> Api:
-    return admin.as_user(team["id"], "dev", ["member"])
-
-
-@pytest.fixture
-def vxnet(member: Api, place: dict) -> dict:
-    vpc = network.vpc(member, place["zone"]["id"], "10.1.0.0/16")
-    return network.vxnet(member, vpc["id"], "10.1.1.0/24")
-
-
 def test_create_with_name_flavor_and_image_picks_zone_network_and_host(
     admin: Api, member: Api, team: dict, place: dict, vxnet: dict
 ) -> None:

@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import update
 
 from tests.network.test_portal import Portal
-from tests.support import network
 from tests.support.api import ADMIN_PASSWORD, Api
 from tests.support.compute import created, simulated_zone
 from yunguan.core import clock
@@ -17,27 +16,6 @@ from yunguan.providers.models import Provider, SimulatedMachine
 from yunguan.providers.simulator import SimulatorDriver
 
 pytestmark = pytest.mark.usefixtures("workflows")
-
-
-@pytest.fixture
-def place(admin: Api) -> dict:
-    return simulated_zone(admin)
-
-
-@pytest.fixture
-def team(admin: Api, root_id: str) -> dict:
-    return admin.tenant(root_id, "Team")
-
-
-@pytest.fixture
-def member(admin: Api, team: dict) -> Api:
-    return admin.as_user(team["id"], "dev", ["member"])
-
-
-@pytest.fixture
-def vxnet(member: Api, place: dict) -> dict:
-    vpc = network.vpc(member, place["zone"]["id"], "10.1.0.0/16", name="shop")
-    return network.vxnet(member, vpc["id"], "10.1.1.0/24", name="web-net")
 
 
 @pytest.fixture
