@@ -92,6 +92,9 @@ def _wipe(db: Database, keep_user: str) -> None:
         session.execute(delete(quota.QuotaNode))
         for model in (
             UsageEvent,
+            compute.Snapshot,
+            compute.Volume,
+            providers.SimulatedDisk,
             compute.InstanceEvent,
             compute.Instance,
             compute.Image,

@@ -395,6 +395,17 @@ def test_provider_and_instance_commands(run, root_id: str) -> None:
     assert _json(run("instance", "show", made["id"], "-o", "json"))["state"] == "stopped"
     assert "cli-vm" in run("instance", "console", made["id"])
     assert "instance.stopped" in run("instance", "events", made["id"])
+    volume = _json(
+        run("volume", "create", "data", "--size-gb", "5", "--instance", made["id"], "-o", "json")
+    )
+    assert volume["state"] == "in-use" and volume["instance_id"] == made["id"]
+    run("volume", "extend", volume["id"], "--size-gb", "8")
+    snap = _json(run("snapshot", "create", "s1", "--volume", volume["id"], "-o", "json"))
+    assert snap["state"] == "available" and snap["size_gb"] == 8
+    run("snapshot", "delete", snap["id"])
+    run("volume", "detach", volume["id"])
+    run("volume", "delete", volume["id"])
+    assert _json(run("volume", "list", "-o", "json")) == []
     run("instance", "delete", made["id"])
     assert _json(run("instance", "list", "-o", "json")) == []
     synced = _json(run("provider", "sync", registered["id"], "-o", "json"))

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from yunguan.compute import service as compute
 from yunguan.compute.schemas import FlavorCreate, ImageCreate, InstanceCreate
+from yunguan.core.clock import now
 from yunguan.core.config import Settings
 from yunguan.core.ids import new_id
 from yunguan.identity import credentials
@@ -163,7 +164,7 @@ def _compute(session: Session, operator: Principal, zone_id: str) -> None:
     )
     config = SimulatorConfig.model_validate(provider.config)
     simulator = SimulatorDriver(config, SimulatorSecret())
-    providers.apply_collected(session, provider.id, Collected(simulator.hosts(), []))
+    providers.apply_collected(session, provider.id, Collected(simulator.hosts(), []), now())
     flavors = [
         compute.create_flavor(
             session, operator, FlavorCreate(name=name, vcpus=cpu, memory_mb=mem, disk_gb=disk)

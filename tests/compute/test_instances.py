@@ -240,3 +240,63 @@ def test_a_failure_after_any_step_gives_back_what_was_taken(
     instance = member.ok(member.get(f"/instances/{accepted['resource']['id']}"))
     assert instance["state"] == "error" and point in instance["error_reason"]
     assert held(admin, db, team["id"]) == NOTHING
+
+
+def test_only_the_platform_says_where_an_image_lives(
+    admin: Api, member: Api, team: dict, place: dict
+) -> None:
+    zone_id = place["zone"]["id"]
+    for body in (
+        {"name": "mine", "locations": {zone_id: "/etc/shadow"}, "format": "raw"},
+        {"name": "mine", "properties": {"kernel": "/root/vmlinuz"}},
+        {"name": "mine", "visibility": "public"},
+    ):
+        assert member.post("/images", body).status_code == 403, body
+    own = member.ok(member.post("/images", {"name": "mine"}), 201)
+    refused = member.patch(f"/images/{own['id']}", {"locations": {zone_id: "/x"}})
+    assert refused.status_code == 403
+    shared = admin.ok(
+        admin.post("/images", {"name": "team", "tenant_id": team["id"], "visibility": "public"}),
+        201,
+    )
+    assert member.patch(f"/images/{shared['id']}", {"visibility": "private"}).status_code == 403
+    # a tenant that owns an image is not empty
+    deleting = admin.delete(f"/tenants/{team['id']}")
+    assert deleting.status_code == 409 and "image" in deleting.json()["detail"]
+
+
+def test_an_instance_keeps_its_port(member: Api, place: dict, vxnet: dict) -> None:
+    instance = created(member, place)
+    refused = member.delete(f"/ports/{instance['port_id']}")
+    assert refused.status_code == 409 and refused.json()["code"] == "in-use"
+
+
+def test_sync_leaves_instances_changed_since_the_collect_began(
+    admin: Api, db: Database, member: Api, place: dict
+) -> None:
+    from datetime import timedelta
+
+    from yunguan.core.clock import now
+    from yunguan.providers import service as providers
+    from yunguan.providers.base import Collected
+
+    instance = created(member, place)
+    with db.session() as session:  # a collect that began before the instance was made
+        providers.apply_collected(
+            session, place["provider"]["id"], Collected([], []), now() - timedelta(minutes=5)
+        )
+    assert member.ok(member.get(f"/instances/{instance['id']}"))["state"] == "running"
+    with db.session() as session:  # one that began after: the machine is really gone
+        providers.apply_collected(session, place["provider"]["id"], Collected([], []), now())
+    gone = member.ok(member.get(f"/instances/{instance['id']}"))
+    assert gone["state"] == "error" and gone["power_state"] == "unknown"
+    usage = member.ok(member.get("/usage-events", params={"resource_id": instance["id"]}))
+    assert [u["action"] for u in usage["items"]] == ["start", "stop"]  # billing stops
+
+
+def test_a_simulator_keeps_its_realm(admin: Api, place: dict) -> None:
+    provider = place["provider"]
+    changed = admin.ok(
+        admin.patch(f"/providers/{provider['id']}", {"config": {"hosts": 4, "realm": "other"}})
+    )
+    assert changed["config"]["realm"] == provider["config"]["realm"]

@@ -59,9 +59,11 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     ("POST", "/instances/{item_id}/actions"): lambda ctx: {"action": "stop"},
     ("GET", "/instances/{item_id}/events"): None,
     ("GET", "/instances/{item_id}/console"): None,
+    ("POST", "/volumes/{item_id}/actions"): lambda ctx: {"action": "detach"},
 }
 # tenant resources of the network: read, rename, delete
 _OWNED = ("vpcs", "vxnets", "ports", "security-groups", "eips", "images", "instances")
+_OWNED += ("volumes", "snapshots")
 for _noun in _OWNED:
     MEMBER_ROUTES[("GET", f"/{_noun}/{{item_id}}")] = None
     MEMBER_ROUTES[("PATCH", f"/{_noun}/{{item_id}}")] = lambda ctx: {"name": "renamed"}
@@ -129,7 +131,7 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
     b_sg = {"name": "sg", "tenant_id": b["id"]}
     b_sg = admin.ok(admin.post("/security-groups", b_sg), 201)
     b_eip = admin.ok(admin.post("/eips", {"tenant_id": b["id"]}), 201)
-    from yunguan.compute.models import Flavor, Image, Instance
+    from yunguan.compute.models import Flavor, Image, Instance, Snapshot, Volume
     from yunguan.workflows import service as operations
 
     with db.session() as session:
@@ -146,7 +148,18 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
             zone_id=site["zone"]["id"],
             state="running",
         )
-        session.add(b_instance)
+        b_volume = Volume(
+            id=new_id("vol"),
+            tenant_id=b["id"],
+            name="data",
+            size_gb=1,
+            zone_id=site["zone"]["id"],
+            state="in-use",
+        )
+        b_snapshot = Snapshot(
+            id=new_id("snap"), tenant_id=b["id"], volume_id=b_volume.id, name="s", size_gb=1
+        )
+        session.add_all([b_instance, b_volume, b_snapshot])
         operation = operations.create_operation(
             session,
             kind="tenant.delete",
@@ -177,6 +190,8 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         "eips": b_eip["id"],
         "images": b_image.id,
         "instances": b_instance.id,
+        "volumes": b_volume.id,
+        "snapshots": b_snapshot.id,
     }
 
 

@@ -16,6 +16,7 @@ from yunguan.providers.base import (
     Machine,
     MachineNotFound,
     Unsupported,
+    VolumeSpec,
     require,
 )
 
@@ -77,3 +78,33 @@ class DriverContract:
             driver.delete_instance(made.external_id)
         assert driver.find_instance(spec.instance_id) is None
         driver.delete_instance(made.external_id)  # gone already: still fine
+
+    def test_volumes_and_snapshots(self, driver: Driver, spec: InstanceSpec) -> None:
+        if not driver.capabilities["volumes"].supported:
+            return  # declared unsupported, with its reason (checked above)
+        volume_spec = VolumeSpec(volume_id="vol-contract1", name="data", size_gb=1, host=spec.host)
+        disk = driver.create_volume(volume_spec)
+        assert driver.create_volume(volume_spec).external_id == disk.external_id  # idempotent
+        assert disk.volume_id == "vol-contract1" and disk.size_gb == 1
+        made = driver.create_instance(spec)
+        try:
+            wait_state(driver, made.external_id, RUNNING)
+            device = driver.attach_volume(made.external_id, disk.external_id)
+            assert device and driver.attach_volume(made.external_id, disk.external_id) == device
+            assert driver.get_volume(disk.external_id).attached_to == made.external_id
+            driver.detach_volume(made.external_id, disk.external_id)
+            driver.detach_volume(made.external_id, disk.external_id)  # not attached: fine
+            assert driver.get_volume(disk.external_id).attached_to is None
+            driver.extend_volume(disk.external_id, 2)
+            assert driver.get_volume(disk.external_id).size_gb == 2
+            if driver.capabilities["snapshots"].supported:
+                snap = driver.create_snapshot(disk.external_id, "snap-contract1")
+                assert driver.create_snapshot(disk.external_id, "snap-contract1") == snap
+                driver.delete_snapshot(snap)
+                driver.delete_snapshot(snap)
+        finally:
+            driver.delete_instance(made.external_id)
+            driver.delete_volume(disk.external_id)
+        with pytest.raises(MachineNotFound):
+            driver.get_volume(disk.external_id)
+        driver.delete_volume(disk.external_id)

@@ -1,7 +1,11 @@
 """The ec2 driver against moto's EC2 emulator (a server on 127.0.0.1, one per test worker).
 
-moto does not honour ``ClientToken`` (a repeated RunInstances makes a second machine), so the
-crash test proves the tag lookup and only checks that the token reaches EC2.
+moto does not honour ``ClientToken`` (a repeated RunInstances or CreateVolume makes a second
+one), so the crash tests prove the tag lookup and only check that the token reaches EC2. moto
+finishes every volume change at once (attached, detached, modified: no ``attaching`` nor
+``modifying`` state), and checks neither a volume's zone against its machine's on attach nor a
+shrinking ModifyVolume; the waits are therefore tested with botocore's stubber, and zones and
+shrinking only on the driver's side.
 """
 
 import secrets
@@ -22,10 +26,13 @@ from tests.support import moto_server
 from yunguan.providers.base import (
     RUNNING,
     STOPPED,
+    Disk,
     ImageRef,
     InstanceSpec,
+    Machine,
     MachineNotFound,
     ProviderError,
+    VolumeSpec,
 )
 from yunguan.providers.ec2 import Config, Ec2Driver, Rule, Secret
 
@@ -338,3 +345,288 @@ class TestErrors:
         with pytest.raises(ValidationError):
             Config(region=REGION, subnet="subnet-1234abcd")
         assert "not-a-real-secret" not in repr(SECRET)
+
+
+# --- volumes and snapshots --------------------------------------------------------------------
+
+
+def volume_spec(host: str | None = None, **ex: Any) -> VolumeSpec:
+    return VolumeSpec(f"vol-{secrets.token_hex(6)}", "data", size_gb=4, host=host, ex=ex)
+
+
+def described_volume(ec2: Any, external_id: str) -> dict[str, Any]:
+    return ec2.describe_volumes(VolumeIds=[external_id])["Volumes"][0]
+
+
+def tagged_volumes(ec2: Any, volume_id: str) -> list[str]:
+    tag = {"Name": "tag:yunguan:volume-id", "Values": [volume_id]}
+    return [v["VolumeId"] for v in ec2.describe_volumes(Filters=[tag])["Volumes"]]
+
+
+def tagged_snapshots(ec2: Any, snapshot_id: str) -> list[dict[str, Any]]:
+    tag = {"Name": "tag:yunguan:snapshot-id", "Values": [snapshot_id]}
+    return ec2.describe_snapshots(OwnerIds=["self"], Filters=[tag])["Snapshots"]
+
+
+def devices(ec2: Any, external_id: str) -> dict[str, str]:
+    """The machine's block devices as EC2 keeps them: device name to volume."""
+    mappings = describe(ec2, external_id)["BlockDeviceMappings"]
+    return {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in mappings}
+
+
+@pytest.fixture
+def machine(driver: Ec2Driver, spec: InstanceSpec) -> Machine:
+    made = driver.create_instance(spec)
+    return wait_state(driver, made.external_id, RUNNING)
+
+
+class TestVolumes:
+    def test_tags_zone_size_and_type(self, driver: Ec2Driver, ec2: Any) -> None:
+        zone = driver.collect().hosts[-1].external_id
+        wanted = volume_spec(host=zone)
+        disk = driver.create_volume(wanted)
+        raw = described_volume(ec2, disk.external_id)
+        assert {t["Key"]: t["Value"] for t in raw["Tags"]} == {
+            "Name": "data",
+            "yunguan:volume-id": wanted.volume_id,
+        }
+        assert (raw["AvailabilityZone"], raw["Size"], raw["VolumeType"]) == (zone, 4, "gp3")
+        assert raw["State"] == "available"
+        assert disk == Disk(raw["VolumeId"], 4, volume_id=wanted.volume_id)
+
+    def test_ex_options(self, driver: Ec2Driver, ec2: Any) -> None:
+        disk = driver.create_volume(volume_spec(volume_type="io1", iops=500))
+        raw = described_volume(ec2, disk.external_id)
+        assert (raw["VolumeType"], raw["Iops"]) == ("io1", 500)
+
+    def test_default_zone(self, moto_url: str, driver: Ec2Driver, ec2: Any) -> None:
+        """Without a zone: the region's first, or the configured subnet's (where machines
+        launch)."""
+        disk = driver.create_volume(volume_spec())
+        assert described_volume(ec2, disk.external_id)["AvailabilityZone"] == "us-east-1a"
+        vpc_id = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(
+            VpcId=vpc_id, CidrBlock="10.8.1.0/24", AvailabilityZone="us-east-1c"
+        )["Subnet"]
+        placed = new_driver(moto_url, ex_subnet_id=subnet["SubnetId"])
+        disk = placed.create_volume(volume_spec())
+        assert described_volume(ec2, disk.external_id)["AvailabilityZone"] == "us-east-1c"
+
+    def test_survives_a_crash(self, moto_url: str, ec2: Any) -> None:
+        sent: list[dict[str, Any]] = []
+        first = new_driver(moto_url)
+        first._client.meta.events.register(
+            "provide-client-params.ec2.CreateVolume", lambda params, **_: sent.append(params)
+        )
+        wanted = volume_spec()
+        made = first.create_volume(wanted)
+        again = new_driver(moto_url).create_volume(wanted)  # a new process retrying the step
+        assert again == made
+        assert tagged_volumes(ec2, wanted.volume_id) == [made.external_id]
+        assert [params["ClientToken"] for params in sent] == [wanted.volume_id]
+
+    def test_attach_and_detach(self, driver: Ec2Driver, ec2: Any, machine: Machine) -> None:
+        logs_spec = volume_spec()
+        data = driver.create_volume(volume_spec()).external_id
+        logs = driver.create_volume(logs_spec).external_id
+        assert driver.attach_volume(machine.external_id, data) == "/dev/sdf"
+        assert driver.attach_volume(machine.external_id, data) == "/dev/sdf"  # attached already
+        assert driver.attach_volume(machine.external_id, logs) == "/dev/sdg"
+        [attachment] = described_volume(ec2, data)["Attachments"]
+        assert (attachment["InstanceId"], attachment["Device"], attachment["State"]) == (
+            machine.external_id,
+            "/dev/sdf",
+            "attached",
+        )
+        assert devices(ec2, machine.external_id).items() >= {"/dev/sdf": data}.items()
+        assert driver.get_volume(logs) == Disk(
+            logs, 4, logs_spec.volume_id, attached_to=machine.external_id, device="/dev/sdg"
+        )
+
+        driver.detach_volume(machine.external_id, data)
+        raw = described_volume(ec2, data)
+        assert (raw["State"], raw["Attachments"]) == ("available", [])
+        assert "/dev/sdf" not in devices(ec2, machine.external_id)
+        driver.detach_volume(machine.external_id, data)  # not attached: fine
+        assert driver.attach_volume(machine.external_id, data) == "/dev/sdf"  # free again
+
+    def test_device_names_taken_out_of_band(
+        self, driver: Ec2Driver, ec2: Any, machine: Machine
+    ) -> None:
+        """``/dev/xvdg`` takes the slot of ``/dev/sdg``."""
+        for device in ("/dev/sdf", "/dev/xvdg"):
+            made = driver.create_volume(volume_spec()).external_id
+            ec2.attach_volume(VolumeId=made, InstanceId=machine.external_id, Device=device)
+        volume = driver.create_volume(volume_spec()).external_id
+        assert driver.attach_volume(machine.external_id, volume) == "/dev/sdh"
+        assert devices(ec2, machine.external_id)["/dev/sdh"] == volume
+
+    def test_attached_elsewhere(
+        self, driver: Ec2Driver, ec2: Any, spec: InstanceSpec, machine: Machine
+    ) -> None:
+        other = driver.create_instance(replace(spec, instance_id=f"inst-{secrets.token_hex(6)}"))
+        volume = driver.create_volume(volume_spec()).external_id
+        driver.attach_volume(machine.external_id, volume)
+        with pytest.raises(ProviderError, match=f"attached to {machine.external_id}") as failed:
+            driver.attach_volume(other.external_id, volume)
+        assert not failed.value.transient
+        assert volume not in devices(ec2, other.external_id).values()
+        driver.detach_volume(other.external_id, volume)  # attached elsewhere: not to it, fine
+        assert described_volume(ec2, volume)["Attachments"][0]["State"] == "attached"
+        with pytest.raises(ProviderError, match="VolumeInUse") as refused:
+            driver.delete_volume(volume)
+        assert refused.value.transient  # detaching, or its machine terminating: try again
+
+    def test_extend(self, driver: Ec2Driver, ec2: Any) -> None:
+        volume = driver.create_volume(volume_spec()).external_id
+        driver.extend_volume(volume, 6)
+        assert described_volume(ec2, volume)["Size"] == 6
+        driver.extend_volume(volume, 5)  # never shrinks: nothing asked of EC2
+        driver.extend_volume(volume, 6)
+        assert described_volume(ec2, volume)["Size"] == 6
+        modifications = ec2.describe_volumes_modifications(VolumeIds=[volume])
+        assert [m["TargetSize"] for m in modifications["VolumesModifications"]] == [6]
+
+    def test_deleted_out_of_band(self, driver: Ec2Driver, ec2: Any, machine: Machine) -> None:
+        volume = driver.create_volume(volume_spec()).external_id
+        ec2.delete_volume(VolumeId=volume)
+        with pytest.raises(MachineNotFound):
+            driver.get_volume(volume)
+        with pytest.raises(MachineNotFound):
+            driver.attach_volume(machine.external_id, volume)
+        with pytest.raises(MachineNotFound):
+            driver.extend_volume(volume, 8)
+        with pytest.raises(MachineNotFound):
+            driver.create_snapshot(volume, f"snap-{secrets.token_hex(6)}")
+        driver.detach_volume(machine.external_id, volume)
+        driver.delete_volume(volume)
+        with pytest.raises(MachineNotFound):
+            driver.get_volume("vol-0123456789abcdef0")
+
+    def test_attach_to_a_machine_gone(self, driver: Ec2Driver, machine: Machine) -> None:
+        volume = driver.create_volume(volume_spec()).external_id
+        driver.delete_instance(machine.external_id)
+        with pytest.raises(MachineNotFound):
+            driver.attach_volume(machine.external_id, volume)
+
+
+class TestSnapshots:
+    def test_snapshot_of_the_volume(self, moto_url: str, driver: Ec2Driver, ec2: Any) -> None:
+        volume = driver.create_volume(volume_spec()).external_id
+        snapshot_id = f"snap-{secrets.token_hex(6)}"
+        made = driver.create_snapshot(volume, snapshot_id)
+        again = new_driver(moto_url).create_snapshot(volume, snapshot_id)  # a retried step
+        [raw] = tagged_snapshots(ec2, snapshot_id)
+        assert made == again == raw["SnapshotId"]
+        assert (raw["VolumeId"], raw["VolumeSize"]) == (volume, 4)
+        assert {t["Key"]: t["Value"] for t in raw["Tags"]} == {"yunguan:snapshot-id": snapshot_id}
+
+        driver.delete_snapshot(made)
+        assert tagged_snapshots(ec2, snapshot_id) == []
+        driver.delete_snapshot(made)  # gone already: fine
+
+    def test_deleted_out_of_band(self, driver: Ec2Driver, ec2: Any) -> None:
+        volume = driver.create_volume(volume_spec()).external_id
+        snapshot_id = f"snap-{secrets.token_hex(6)}"
+        made = driver.create_snapshot(volume, snapshot_id)
+        ec2.delete_snapshot(SnapshotId=made)
+        driver.delete_snapshot(made)
+        remade = driver.create_snapshot(volume, snapshot_id)  # the tag went with it
+        assert remade != made
+        assert [s["SnapshotId"] for s in tagged_snapshots(ec2, snapshot_id)] == [remade]
+
+
+VOLUME, INSTANCE = "vol-0123456789abcdef0", "i-0123456789abcdef0"
+
+
+def volume_answer(state: str = "available", size: int = 4, attached: str = "") -> dict[str, Any]:
+    """DescribeVolumes' answer for :data:`VOLUME`, attached to :data:`INSTANCE` when
+    ``attached`` names the attachment's state."""
+    attachments = [
+        {"VolumeId": VOLUME, "InstanceId": INSTANCE, "Device": "/dev/sdf", "State": attached}
+    ]
+    volume = {"VolumeId": VOLUME, "Size": size, "State": state, "AvailabilityZone": "us-east-1a"}
+    return {"Volumes": [volume | {"Attachments": attachments if attached else []}]}
+
+
+def modifications(state: str = "", target: int = 0, **more: Any) -> dict[str, Any]:
+    """DescribeVolumesModifications' answer: one modification in ``state`` (none if empty)."""
+    found = {"VolumeId": VOLUME, "ModificationState": state, "TargetSize": target} | more
+    return {"VolumesModifications": [found] if state else []}
+
+
+class TestVolumeStates:
+    """What moto never shows (it finishes every change at once), answered as EC2 would."""
+
+    @pytest.fixture
+    def stub(self, driver: Ec2Driver) -> Iterator[Stubber]:
+        driver.wait_seconds, driver.poll_seconds = 10, 0.05
+        with Stubber(driver._client) as stub:
+            yield stub
+            stub.assert_no_pending_responses()
+
+    def test_deleting_is_gone(self, driver: Ec2Driver, stub: Stubber) -> None:
+        stub.add_response("describe_volumes", volume_answer(state="deleting"))
+        with pytest.raises(MachineNotFound):
+            driver.get_volume(VOLUME)
+
+    def test_detach_waits(self, driver: Ec2Driver, stub: Stubber) -> None:
+        stub.add_response("describe_volumes", volume_answer("in-use", attached="attached"))
+        stub.add_response("detach_volume", {"State": "detaching"})
+        for _ in range(3):
+            stub.add_response("describe_volumes", volume_answer("in-use", attached="detaching"))
+        stub.add_response("describe_volumes", volume_answer("available"))
+        driver.detach_volume(INSTANCE, VOLUME)
+
+    def test_waits_are_bounded(self, driver: Ec2Driver, stub: Stubber) -> None:
+        """Running out of time is transient: the retried step waits again."""
+        stub.add_response("describe_volumes", volume_answer("in-use", attached="detaching"))
+        stub.add_response("detach_volume", {"State": "detaching"})
+        for _ in range(2):
+            stub.add_response("describe_volumes", volume_answer("in-use", attached="detaching"))
+        driver.wait_seconds = 0.05  # two looks: at once, then after one pause
+        with pytest.raises(ProviderError, match=r"still waiting for .* detached") as failed:
+            driver.detach_volume(INSTANCE, VOLUME)
+        assert failed.value.transient
+
+    def test_attach_waits_until_attached(self, driver: Ec2Driver, stub: Stubber) -> None:
+        """A volume attaching already (an earlier attempt's) is only waited for."""
+        stub.add_response("describe_volumes", volume_answer("in-use", attached="attaching"))
+        stub.add_response("describe_volumes", volume_answer("in-use", attached="attaching"))
+        stub.add_response("describe_volumes", volume_answer("in-use", attached="attached"))
+        assert driver.attach_volume(INSTANCE, VOLUME) == "/dev/sdf"
+
+    def test_a_device_name_taken_meanwhile_is_transient(
+        self, driver: Ec2Driver, stub: Stubber
+    ) -> None:
+        instance = {"InstanceId": INSTANCE, "State": {"Name": "running"}}
+        stub.add_response("describe_volumes", volume_answer())
+        stub.add_response("describe_instances", {"Reservations": [{"Instances": [instance]}]})
+        stub.add_client_error(
+            "attach_volume", "InvalidParameterValue", "Attachment point /dev/sdf is in use"
+        )
+        with pytest.raises(ProviderError, match="InvalidParameterValue") as failed:
+            driver.attach_volume(INSTANCE, VOLUME)
+        assert failed.value.transient
+
+    def test_extend_retried_only_waits(self, driver: Ec2Driver, stub: Stubber) -> None:
+        """A modification under way to the size wanted is not asked for again."""
+        stub.add_response("describe_volumes_modifications", modifications("modifying", 8))
+        stub.add_response("describe_volumes_modifications", modifications("modifying", 8))
+        stub.add_response("describe_volumes_modifications", modifications("optimizing", 8))
+        stub.add_response("describe_volumes", volume_answer(size=8))
+        driver.extend_volume(VOLUME, 8)
+
+    def test_extend_failed(self, driver: Ec2Driver, stub: Stubber) -> None:
+        stub.add_client_error(
+            "describe_volumes_modifications", "InvalidVolumeModification.NotFound"
+        )
+        stub.add_response("describe_volumes", volume_answer(size=4))
+        stub.add_response("modify_volume", {"VolumeModification": {"TargetSize": 8}})
+        stub.add_response(
+            "describe_volumes_modifications",
+            modifications("failed", 8, StatusMessage="the volume type does not allow it"),
+        )
+        with pytest.raises(ProviderError, match="does not allow it") as failed:
+            driver.extend_volume(VOLUME, 8)
+        assert not failed.value.transient

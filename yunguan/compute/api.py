@@ -1,8 +1,12 @@
 """REST: /flavors, /images, /instances (with their actions, console and events)."""
 
-from fastapi import APIRouter, Request, Response
+from collections.abc import Callable
+from typing import Any
 
-from yunguan.compute import schemas
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from yunguan.compute import schemas, volumes
 from yunguan.compute import service as compute
 from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import DbSession, get_db
@@ -45,6 +49,19 @@ for collection in (
     ),
 ):
     add_collection(router, collection)
+
+
+def started(
+    request: Request, response: Response, out: type[BaseModel], start: Callable, *args: Any
+) -> Accepted[Any]:
+    """Record a long operation in a transaction of its own (``start(session, *args)``
+    answers the row and its operation), then queue its workflow: 202."""
+    with get_db(request).session() as session:
+        row, operation = start(session, *args)
+        answer = accepted(response, out.model_validate(row), operation)
+    engine.submit(operation.id, operation.kind)
+    return answer
+
 
 TAGS = ["instances"]
 LONG = problem_responses(403, 409)
@@ -117,11 +134,7 @@ def update_instance(
 def delete_instance(
     request: Request, response: Response, principal: CurrentPrincipal, item_id: ResourceId
 ):
-    with get_db(request).session() as session:
-        instance, operation = compute.request_delete(session, principal, item_id)
-        answer = accepted(response, Out.model_validate(instance), operation)
-    engine.submit(operation.id, compute.DELETE)
-    return answer
+    return started(request, response, Out, compute.request_delete, principal, item_id)
 
 
 @router.post(
@@ -140,11 +153,8 @@ def instance_action(
     body: schemas.InstanceAction,
 ):
     """``start``, ``stop`` or ``reboot``: 202 with the operation to follow."""
-    with get_db(request).session() as session:
-        instance, operation = compute.request_action(session, principal, item_id, body.action)
-        answer = accepted(response, Out.model_validate(instance), operation)
-    engine.submit(operation.id, compute.POWER)
-    return answer
+    start = compute.request_action
+    return started(request, response, Out, start, principal, item_id, body.action)
 
 
 @router.get(
@@ -168,3 +178,119 @@ def instance_console(session: DbSession, principal: CurrentPrincipal, item_id: R
     """The machine's console log, read from the provider now."""
     output = compute.console_log(session, principal, item_id)
     return schemas.ConsoleOut(instance_id=item_id, output=output)
+
+
+# --- volumes and snapshots -----------------------------------------------------------------
+
+for collection in (
+    Collection(
+        "volume",
+        "/volumes",
+        schemas.VolumeOut,
+        schemas.VolumeCreate,
+        schemas.VolumeUpdate,
+        volumes.list_volumes,
+        None,
+        volumes.get_volume,
+        volumes.update_volume,
+        None,
+        filters=("tenant_id", "zone_id", "state", "instance_id", "name"),
+    ),
+    Collection(
+        "snapshot",
+        "/snapshots",
+        schemas.SnapshotOut,
+        schemas.SnapshotCreate,
+        schemas.SnapshotUpdate,
+        volumes.list_snapshots,
+        None,
+        volumes.get_snapshot,
+        volumes.update_snapshot,
+        None,
+        filters=("tenant_id", "volume_id", "state", "name"),
+    ),
+):
+    add_collection(router, collection)
+
+
+@router.post(
+    "/volumes",
+    status_code=202,
+    response_model=Accepted[schemas.VolumeOut],
+    tags=["volumes"],
+    name="volume.create",
+    responses=LONG,
+)
+def create_volume(
+    request: Request, response: Response, principal: CurrentPrincipal, body: schemas.VolumeCreate
+):
+    """A data volume (attached to ``instance_id`` once made, when given): 202."""
+    return started(request, response, schemas.VolumeOut, volumes.request_create, principal, body)
+
+
+@router.post(
+    "/volumes/{item_id}/actions",
+    status_code=202,
+    response_model=Accepted[schemas.VolumeOut],
+    tags=["volumes"],
+    name="volume.action",
+    responses=LONG,
+)
+def volume_action(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    item_id: ResourceId,
+    body: schemas.VolumeAction,
+):
+    """``attach`` (with ``instance_id``), ``detach`` or ``extend`` (with ``size_gb``): 202."""
+    start = volumes.request_action
+    return started(request, response, schemas.VolumeOut, start, principal, item_id, body)
+
+
+@router.delete(
+    "/volumes/{item_id}",
+    status_code=202,
+    response_model=Accepted[schemas.VolumeOut],
+    tags=["volumes"],
+    name="volume.delete",
+    responses=LONG,
+)
+def delete_volume(
+    request: Request, response: Response, principal: CurrentPrincipal, item_id: ResourceId
+):
+    start = volumes.request_delete
+    return started(request, response, schemas.VolumeOut, start, principal, item_id)
+
+
+@router.post(
+    "/snapshots",
+    status_code=202,
+    response_model=Accepted[schemas.SnapshotOut],
+    tags=["snapshots"],
+    name="snapshot.create",
+    responses=LONG,
+)
+def create_snapshot(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    body: schemas.SnapshotCreate,
+):
+    start = volumes.request_snapshot
+    return started(request, response, schemas.SnapshotOut, start, principal, body)
+
+
+@router.delete(
+    "/snapshots/{item_id}",
+    status_code=202,
+    response_model=Accepted[schemas.SnapshotOut],
+    tags=["snapshots"],
+    name="snapshot.delete",
+    responses=LONG,
+)
+def delete_snapshot(
+    request: Request, response: Response, principal: CurrentPrincipal, item_id: ResourceId
+):
+    start = volumes.request_snapshot_delete
+    return started(request, response, schemas.SnapshotOut, start, principal, item_id)

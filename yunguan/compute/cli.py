@@ -16,6 +16,8 @@ COLUMNS = {
     "flavor": ["id", "name", "vcpus", "memory_mb", "disk_gb", "gpus", "baremetal"],
     "image": ["id", "name", "os_type", "format", "min_disk_gb", "visibility", "locations"],
     "instance": ["id", "name", "state", "ip", "zone_id", "flavor_id", "host_id", "error_reason"],
+    "volume": ["id", "name", "size_gb", "state", "zone_id", "instance_id", "device"],
+    "snapshot": ["id", "name", "volume_id", "size_gb", "state"],
 }
 OPERATION = ["id", "kind", "target_id", "state", "step", "progress", "error"]
 COMMANDS = {
@@ -28,8 +30,22 @@ COMMANDS = {
         ("state", "zone_id", "vxnet_id", "host_id"),
         deletes=False,
     ),
+    "volume": noun_app(
+        "/volumes",
+        COLUMNS["volume"],
+        "Volumes: data disks, attached to at most one instance.",
+        ("state", "zone_id", "instance_id"),
+        deletes=False,
+    ),
+    "snapshot": noun_app(
+        "/snapshots",
+        COLUMNS["snapshot"],
+        "Snapshots: point-in-time copies of volumes.",
+        ("volume_id", "state"),
+        deletes=False,
+    ),
 }
-instance = COMMANDS["instance"]
+instance, volume, snapshot = COMMANDS["instance"], COMMANDS["volume"], COMMANDS["snapshot"]
 
 
 @COMMANDS["flavor"].command("create")
@@ -98,6 +114,15 @@ def _long(method: str, path: str, body: dict | None, wait: bool, output: Format)
     show(operation, OPERATION, output)
 
 
+def _made(noun: str, body: dict, wait: bool, output: Format) -> None:
+    """Create through a long operation, then show the resource as it ended."""
+    client = Client.from_login()
+    accepted = client.post(f"/{noun}s", body)
+    if wait:
+        client.wait(accepted["operation"])
+    show(client.get(f"/{noun}s/{accepted['resource']['id']}"), COLUMNS[noun], output)
+
+
 def _action(name: str) -> None:
     @instance.command(name)
     def act(instance_id: str, wait: Wait = True, output: OutputOption = Format.table) -> None:
@@ -126,3 +151,63 @@ def instance_console(instance_id: str) -> None:
 def instance_events(instance_id: str, output: OutputOption = Format.table) -> None:
     events = Client.from_login().get(f"/instances/{instance_id}/events")
     show(events, ["at", "kind", "message"], output)
+
+
+@volume.command("create")
+def volume_create(
+    name: Name,
+    size_gb: Annotated[int, Opt("--size-gb")],
+    zone: Annotated[str | None, Opt(help="zone id (default: the instance's, or chosen)")] = None,
+    instance_id: Annotated[str | None, Opt("--instance", help="attach it once made")] = None,
+    wait: Wait = True,
+    output: OutputOption = Format.table,
+) -> None:
+    body = given(name=name, size_gb=size_gb, zone_id=zone, instance_id=instance_id)
+    _made("volume", body, wait, output)
+
+
+@volume.command("attach")
+def volume_attach(
+    volume_id: str,
+    instance_id: Annotated[str, Opt("--instance")],
+    wait: Wait = True,
+    output: OutputOption = Format.table,
+) -> None:
+    body = {"action": "attach", "instance_id": instance_id}
+    _long("post", f"/volumes/{volume_id}/actions", body, wait, output)
+
+
+@volume.command("detach")
+def volume_detach(volume_id: str, wait: Wait = True, output: OutputOption = Format.table):
+    _long("post", f"/volumes/{volume_id}/actions", {"action": "detach"}, wait, output)
+
+
+@volume.command("extend")
+def volume_extend(
+    volume_id: str,
+    size_gb: Annotated[int, Opt("--size-gb", help="the new, larger size")],
+    wait: Wait = True,
+    output: OutputOption = Format.table,
+) -> None:
+    body = {"action": "extend", "size_gb": size_gb}
+    _long("post", f"/volumes/{volume_id}/actions", body, wait, output)
+
+
+@volume.command("delete")
+def volume_delete(volume_id: str, wait: Wait = True, output: OutputOption = Format.table):
+    _long("delete", f"/volumes/{volume_id}", None, wait, output)
+
+
+@snapshot.command("create")
+def snapshot_create(
+    name: Name,
+    volume_id: Annotated[str, Opt("--volume")],
+    wait: Wait = True,
+    output: OutputOption = Format.table,
+) -> None:
+    _made("snapshot", {"name": name, "volume_id": volume_id}, wait, output)
+
+
+@snapshot.command("delete")
+def snapshot_delete(snapshot_id: str, wait: Wait = True, output: OutputOption = Format.table):
+    _long("delete", f"/snapshots/{snapshot_id}", None, wait, output)

@@ -73,10 +73,12 @@ class Instance(Timestamps, Base):
     __table_args__ = (Index("ix_instances_tenant_state", "tenant_id", "state"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    # plain ids, not foreign keys: a deleted instance's row (its history) outlives its
+    # tenant, flavor and image
+    tenant_id: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(64))
-    flavor_id: Mapped[str] = mapped_column(ForeignKey("flavors.id"), index=True)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    flavor_id: Mapped[str] = mapped_column(String(40), index=True)
+    image_id: Mapped[str] = mapped_column(String(40), index=True)
     zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"), index=True)
     vxnet_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
     state: Mapped[str] = mapped_column(String(16), default="creating")
@@ -113,3 +115,56 @@ class InstanceEvent(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(default=now)
+
+
+VOLUME_STATES = (
+    "creating",
+    "available",
+    "attaching",
+    "in-use",
+    "detaching",
+    "extending",
+    "error",
+    "deleting",
+    "deleted",
+)
+SNAPSHOT_STATES = ("creating", "available", "error", "deleting", "deleted")
+
+
+class Volume(Timestamps, Base):
+    """A data volume at a provider of its zone, attached to at most one instance."""
+
+    __tablename__ = "volumes"
+    __table_args__ = (Index("ix_volumes_tenant_state", "tenant_id", "state"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(64))
+    size_gb: Mapped[int]
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="creating")
+    error_reason: Mapped[str] = mapped_column(String(2048), default="")
+    instance_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    device: Mapped[str | None] = mapped_column(String(16), default=None)
+    provider_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    operation_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Snapshot(Timestamps, Base):
+    """A point-in-time copy of a volume, kept at the volume's provider."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), index=True)
+    volume_id: Mapped[str] = mapped_column(String(40), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    size_gb: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16), default="creating")
+    error_reason: Mapped[str] = mapped_column(String(2048), default="")
+    provider_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    operation_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -160,3 +160,65 @@ class InstancesAccepted(Output):
     """202 answer of a create: each new instance (``creating``) with its operation."""
 
     items: list[Accepted[InstanceOut]]
+
+
+SizeGb = Annotated[int, Field(ge=1, le=65536)]
+
+
+class VolumeCreate(Input):
+    """A data volume in a zone (the instance's, when ``instance_id`` is given: it is attached
+    once made)."""
+
+    name: Name
+    size_gb: SizeGb
+    zone_id: Identifier | None = None
+    instance_id: Identifier | None = None
+    tenant_id: Identifier | None = None
+
+
+class VolumeUpdate(Input):
+    name: Name | None = None
+
+
+class VolumeAction(Input):
+    action: Literal["attach", "detach", "extend"]
+    instance_id: Identifier | None = Field(None, description="attach: the instance")
+    size_gb: SizeGb | None = Field(None, description="extend: the new, larger size")
+
+
+class VolumeOut(Output):
+    id: str
+    tenant_id: str
+    name: str
+    size_gb: int
+    zone_id: str
+    state: str
+    error_reason: str
+    instance_id: str | None
+    device: str | None
+    provider_id: str | None
+    operation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SnapshotCreate(Input):
+    name: Name
+    volume_id: Identifier
+
+
+class SnapshotUpdate(Input):
+    name: Name | None = None
+
+
+class SnapshotOut(Output):
+    id: str
+    tenant_id: str
+    volume_id: str
+    name: str
+    size_gb: int
+    state: str
+    error_reason: str
+    operation_id: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -3,13 +3,14 @@ instances. Requests check and record; the workflows in ``workflows.instances`` d
 and call back here to move an instance through its states. The only code that writes the
 compute tables."""
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yunguan.billing import service as billing
-from yunguan.compute.models import Flavor, Image, Instance, InstanceEvent
+from yunguan.compute.models import Flavor, Image, Instance, InstanceEvent, Snapshot, Volume
 from yunguan.compute.schemas import (
     FlavorCreate,
     FlavorUpdate,
@@ -111,11 +112,22 @@ def get_image(session: Session, principal: Principal, image_id: str) -> Image:
     return get_visible(session, Image, image_id, principal, READ)
 
 
-def _check_image(session: Session, principal: Principal, image: Image) -> None:
-    if image.visibility == "public":
-        require(principal, inventory.WRITE)  # shared with every tenant: the platform's call
+PLATFORM_FIELDS = frozenset({"visibility", "locations", "properties"})
+
+
+def _check_image(
+    session: Session, principal: Principal, image: Image, changed: set[str], was_public: bool
+) -> None:
+    """Where an image lives (a provider's file path, an AMI) and whether every tenant sees
+    it are the platform's to say: a tenant's locations could name another tenant's disk or
+    any file of a hypervisor."""
+    if changed & PLATFORM_FIELDS and (image.visibility == "public" or was_public):
+        require(principal, inventory.WRITE)
+    if changed & {"locations", "properties"} and (image.locations or image.properties):
+        require(principal, inventory.WRITE)
     for zone_id in image.locations:
-        inventory.get_zone(session, principal, zone_id)
+        if not zone_usable(session, principal, zone_id):
+            raise BadRequest(f"zone {zone_id} not found", code="bad-zone")
 
 
 def create_image(session: Session, principal: Principal, data: ImageCreate) -> Image:
@@ -123,7 +135,7 @@ def create_image(session: Session, principal: Principal, data: ImageCreate) -> I
     tenant_id = vpcs.tenant_id_for(principal, data.tenant_id)
     tenant = identity.tenant_for_new_resource(session, principal, tenant_id)
     image = Image(id=new_id("img"), **data.model_dump(exclude={"tenant_id"}), tenant_id=tenant.id)
-    _check_image(session, principal, image)
+    _check_image(session, principal, image, set(data.model_fields_set), was_public=False)
     session.add(image)
     session.flush()
     audit.note(target_type="image", target_id=image.id, tenant_id=tenant.id)
@@ -132,8 +144,9 @@ def create_image(session: Session, principal: Principal, data: ImageCreate) -> I
 
 def update_image(session: Session, principal: Principal, image_id: str, data: ImageUpdate):
     image = get_writable(session, Image, image_id, principal, "resource")
-    apply_changes(image, data)
-    _check_image(session, principal, image)
+    was_public = image.visibility == "public"
+    changed = apply_changes(image, data)
+    _check_image(session, principal, image, set(changed), was_public)
     audit.note(target_type="image", target_id=image.id, tenant_id=image.tenant_id)
     return image
 
@@ -149,12 +162,18 @@ def delete_image(session: Session, principal: Principal, image_id: str) -> None:
 # --- instances: requests -------------------------------------------------------------------
 
 
-def list_instances(session: Session, principal: Principal, page: PageParams, **filters: Any):
-    """Deleted instances are listed only when asked for (``state=deleted``)."""
-    stmt = where_equal(restrict(select(Instance), Instance, principal, READ), Instance, **filters)
+def list_live(
+    session: Session, principal: Principal, model: Any, page: PageParams, **filters: Any
+) -> tuple[list[Any], str | None]:
+    """Rows of a resource with a ``deleted`` state: deleted ones only when asked for."""
+    stmt = where_equal(restrict(select(model), model, principal, READ), model, **filters)
     if filters.get("state") is None:
-        stmt = stmt.where(Instance.state != "deleted")
-    return paginate(session, stmt, Instance.id, page)
+        stmt = stmt.where(model.state != "deleted")
+    return paginate(session, stmt, model.id, page)
+
+
+def list_instances(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_live(session, principal, Instance, page, **filters)
 
 
 def get_instance(session: Session, principal: Principal, instance_id: str) -> Instance:
@@ -181,7 +200,7 @@ def _zone_and_vxnet(
             raise BadRequest(f"vxnet {vxnet.id} belongs to another tenant", code="bad-vxnet")
     zone_id = data.zone_id or (vxnet and vpcs.zone_of(session, vxnet))
     if zone_id is None:
-        usable = [z for z in sorted(image.locations) if _zone_usable(session, principal, z)]
+        usable = [z for z in sorted(image.locations) if zone_usable(session, principal, z)]
         if not usable:
             raise BadRequest(
                 f"image {image.id} is available in no zone you may use", code="no-zone"
@@ -195,7 +214,7 @@ def _zone_and_vxnet(
     return zone_id, vxnet or vpcs.first_vxnet(session, tenant_id, zone_id)
 
 
-def _zone_usable(session: Session, principal: Principal, zone_id: str) -> bool:
+def zone_usable(session: Session, principal: Principal, zone_id: str) -> bool:
     try:
         inventory.get_zone(session, principal, zone_id)
     except NotFound:
@@ -246,32 +265,39 @@ def request_create(
             disk_gb=max(flavor.disk_gb, image.min_disk_gb),
         )
         session.add(instance)
-        made.append((instance, _operation(session, principal, instance, CREATE)))
+        made.append((instance, start_work(session, principal, instance, CREATE)))
     audit.note(target_type="instance", target_id=made[0][0].id, tenant_id=tenant.id)
     return made
 
 
-def _operation(
-    session: Session, principal: Principal, instance: Instance, kind: str, **params: Any
+def start_work(
+    session: Session, principal: Principal, row: Any, kind: str, **params: Any
 ) -> Operation:
+    """Record the operation a workflow will carry out on ``row`` (an instance, volume or
+    snapshot), which now points at it."""
     operation = create_operation(
         session,
         kind=kind,
-        tenant_id=instance.tenant_id,
-        target_type="instance",
-        target_id=instance.id,
+        tenant_id=row.tenant_id,
+        target_type=kind.split(".")[0],
+        target_id=row.id,
         requested_by=principal.user_id,
         params=params,
     )
-    instance.operation_id = operation.id
-    record_event(session, instance, kind, f"{kind} requested by {principal.username}")
+    row.operation_id = operation.id
+    if isinstance(row, Instance):
+        record_event(session, row, kind, f"{kind} requested by {principal.username}")
     return operation
 
 
-def _locked(session: Session, principal: Principal, instance_id: str) -> Instance:
+def locked_writable(session: Session, principal: Principal, model: Any, ident: str) -> Any:
     """Writable by the principal, and locked so two requests cannot both start work."""
-    get_writable(session, Instance, instance_id, principal, "resource")
-    return lock(session, instance_id)
+    get_writable(session, model, ident, principal, "resource")
+    return lock(session, ident, model)
+
+
+def _locked(session: Session, principal: Principal, instance_id: str) -> Instance:
+    return locked_writable(session, principal, Instance, instance_id)
 
 
 def request_action(
@@ -285,7 +311,7 @@ def request_action(
             code="invalid-state",
         )
     instance.state = busy_state
-    return instance, _operation(session, principal, instance, POWER, action=action)
+    return instance, start_work(session, principal, instance, POWER, action=action)
 
 
 def request_delete(
@@ -298,7 +324,7 @@ def request_delete(
             code="invalid-state",
         )
     instance.state = "deleting"
-    return instance, _operation(session, principal, instance, DELETE)
+    return instance, start_work(session, principal, instance, DELETE)
 
 
 def update_instance(session: Session, principal: Principal, instance_id: str, data: InstanceUpdate):
@@ -313,9 +339,15 @@ def list_events(session: Session, principal: Principal, instance_id: str) -> lis
     return list(session.scalars(stmt.order_by(InstanceEvent.at, InstanceEvent.id)))
 
 
-def count_tenant_instances(session: Session, tenant_id: str) -> int:
-    stmt = select(func.count()).where(Instance.tenant_id == tenant_id, Instance.state != "deleted")
-    return session.scalar(stmt) or 0
+def count_tenant_resources(session: Session, tenant_id: str) -> int:
+    """Compute resources a tenant still owns (a deleted tenant may own none)."""
+    live = (
+        select(func.count()).where(Instance.tenant_id == tenant_id, Instance.state != "deleted"),
+        select(func.count()).where(Image.tenant_id == tenant_id),
+        select(func.count()).where(Volume.tenant_id == tenant_id, Volume.state != "deleted"),
+        select(func.count()).where(Snapshot.tenant_id == tenant_id, Snapshot.state != "deleted"),
+    )
+    return sum(session.scalar(stmt) or 0 for stmt in live)
 
 
 def count_provider_instances(session: Session, provider_id: str) -> int:
@@ -328,10 +360,10 @@ def count_provider_instances(session: Session, provider_id: str) -> int:
 # --- instances: what the workflows call ----------------------------------------------------
 
 
-def lock(session: Session, instance_id: str) -> Instance:
+def lock(session: Session, ident: str, model: Any = Instance) -> Any:
     return session.scalars(
-        select(Instance)
-        .where(Instance.id == instance_id)
+        select(model)
+        .where(model.id == ident)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
@@ -362,10 +394,12 @@ def settle(session: Session, instance: Instance, state: str, message: str, **fie
 
 
 def of_provider(session: Session, provider_id: str) -> list[Instance]:
-    """The live instances a provider holds, for reconciling."""
+    """The live instances a provider holds, locked (a request or workflow that changes one
+    meanwhile waits, then sees the reconciled row), for reconciling."""
     stmt = select(Instance).where(
         Instance.provider_id == provider_id, Instance.state.not_in(("deleted", "creating"))
     )
+    stmt = stmt.order_by(Instance.id).with_for_update().execution_options(populate_existing=True)
     return list(session.scalars(stmt))
 
 
@@ -392,18 +426,25 @@ def meter(session: Session, instance: Instance, action: str, event_id: str) -> N
 # --- reconcile and import ------------------------------------------------------------------
 
 
-def reconcile(session: Session, provider_id: str, machines: list[Any]) -> dict[str, int]:
-    """Compare the provider's machines with our instances: an instance whose machine is gone
-    is marked ``error``; a power state changed out of band is taken over (and metered).
-    Instances a workflow is working on are left alone."""
+def reconcile(
+    session: Session, provider_id: str, machines: list[Any], seen_at: datetime
+) -> dict[str, int]:
+    """Compare the provider's machines (as collected at ``seen_at``) with our instances: an
+    instance whose machine is gone is marked ``error``; a power state changed out of band
+    is taken over (and metered). Instances a workflow is working on, or that changed since
+    the collect began, are left alone (the picture of them is older than they are)."""
     by_external = {m.external_id: m for m in machines}
     by_instance = {m.instance_id: m for m in machines if m.instance_id}
     gone = corrected = 0
     for instance in of_provider(session, provider_id):
         if instance.operation_id is not None or instance.state not in ("running", "stopped"):
             continue
+        if instance.updated_at > seen_at:
+            continue
         machine = by_external.get(instance.external_id or "") or by_instance.get(instance.id)
         if machine is None:
+            if instance.power_state == "on":
+                meter(session, instance, "stop", f"{instance.id}:gone:{seen_at.isoformat()}")
             settle(
                 session,
                 instance,
@@ -485,6 +526,8 @@ def import_machine(
 def console_log(session: Session, principal: Principal, instance_id: str) -> str:
     """The machine's console log, read from its provider now (the last 64 KiB)."""
     instance = get_instance(session, principal, instance_id)
+    if instance.state == "deleted":
+        raise Conflict(f"instance {instance.id} is deleted", code="no-machine")
     if instance.provider_id is None or instance.external_id is None:
         raise Conflict(f"instance {instance.id} has no machine yet", code="no-machine")
     driver = registry.driver(session.get(Provider, instance.provider_id))  # type: ignore[arg-type]
@@ -493,5 +536,7 @@ def console_log(session: Session, principal: Principal, instance_id: str) -> str
         return driver.console_log(instance.external_id)[-65536:]
     except drivers.Unsupported as exc:
         raise Conflict(str(exc), code="unsupported")
+    except drivers.MachineNotFound as exc:
+        raise Conflict(f"the machine is gone at the provider: {exc}", code="no-machine")
     except drivers.ProviderError as exc:
         raise BadGateway(str(exc))

@@ -6,6 +6,7 @@ The key is ``YUNGUAN_SECRET_KEY`` or, when unset, a key made once in the data di
 
 import json
 import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,17 +14,24 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from yunguan.core.config import Settings, get_settings
+from yunguan.core.errors import Conflict
 
 
 def _key_file(path: Path) -> bytes:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    key = Fernet.generate_key()
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+    """The key in ``path``, made first if absent. Written to a temporary file and linked
+    into place, so a process starting at the same moment never reads a half-written key."""
+    if not path.exists():
+        key = Fernet.generate_key()
+        fd, temporary = tempfile.mkstemp(dir=path.parent)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs is the key
+        finally:
+            os.unlink(temporary)
+    return path.read_bytes().strip()
 
 
 _settings: Settings | None = None
@@ -58,4 +66,8 @@ def unseal(token: str) -> dict[str, Any]:
     try:
         return json.loads(cipher().decrypt(token.encode()))
     except InvalidToken:
-        raise RuntimeError("stored credentials cannot be decrypted: is YUNGUAN_SECRET_KEY right?")
+        raise Conflict(
+            "the stored credentials cannot be decrypted (is YUNGUAN_SECRET_KEY the key they "
+            "were stored with?); give them again",
+            code="undecryptable",
+        )

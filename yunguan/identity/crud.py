@@ -37,10 +37,10 @@ class Collection:
     create_schema: type[BaseModel]
     update_schema: type[BaseModel]
     list: Callable[..., tuple[list[Any], str | None]]
-    create: Callable[..., Any]
+    create: Callable[..., Any] | None
     get: Callable[..., Any]
     update: Callable[..., Any]
-    delete: Callable[..., None]
+    delete: Callable[..., None] | None
     filters: Sequence[str] = ()
 
 
@@ -69,16 +69,18 @@ def add_collection(router: APIRouter, c: Collection) -> None:
         rows, cursor = c.list(session, principal, page, **filters)
         return Page(items=[Out.model_validate(r) for r in rows], next_cursor=cursor)
 
-    @router.post(
-        path,
-        response_model=Out,
-        status_code=201,
-        tags=[tag],
-        name=f"{name}.create",
-        responses=writes,
-    )
-    def create_item(session: DbSession, principal: CurrentPrincipal, body: Create):  # type: ignore[valid-type]
-        return c.create(session, principal, body)
+    if c.create is not None:  # nouns made by a long operation define their own POST
+
+        @router.post(
+            path,
+            response_model=Out,
+            status_code=201,
+            tags=[tag],
+            name=f"{name}.create",
+            responses=writes,
+        )
+        def create_item(session: DbSession, principal: CurrentPrincipal, body: Create):  # type: ignore[valid-type]
+            return c.create(session, principal, body)  # type: ignore[misc]
 
     @router.get(member, response_model=Out, tags=[tag], name=f"{name}.get")
     def get_item(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
@@ -90,7 +92,9 @@ def add_collection(router: APIRouter, c: Collection) -> None:
     ):  # type: ignore[valid-type]
         return c.update(session, principal, item_id, body)
 
-    @router.delete(member, status_code=204, tags=[tag], name=f"{name}.delete", responses=writes)
-    def delete_item(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
-        c.delete(session, principal, item_id)
-        return Response(status_code=204)
+    if c.delete is not None:  # ... and their own DELETE
+
+        @router.delete(member, status_code=204, tags=[tag], name=f"{name}.delete", responses=writes)
+        def delete_item(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
+            c.delete(session, principal, item_id)  # type: ignore[misc]
+            return Response(status_code=204)

@@ -94,6 +94,7 @@ class Host(Timestamps, Base):
     ``used_*`` = Σ of the placement claims on it (kept by the scheduler's claims only)."""
 
     __tablename__ = "hosts"
+    __table_args__ = (UniqueConstraint("provider_id", "external_id", name="uq_host_provider"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)

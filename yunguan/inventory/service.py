@@ -748,7 +748,8 @@ def sync_provider_hosts(
         h.external_id: h
         for h in session.scalars(select(Host).where(Host.provider_id == provider_id))
     }
-    added, changed = [], 0
+    added: list[dict[str, Any]] = []
+    changed = 0
     for fact in reported:
         host = known.pop(fact["external_id"], None)
         values = {k: fact[k] for k in _REPORTED if k in fact}
@@ -757,7 +758,7 @@ def sync_provider_hosts(
             added.append(
                 {
                     **values,
-                    "name": _free_host_name(session, fact["name"], provider_id),
+                    "name": _free_host_name(session, fact, {h["name"] for h in added}),
                     "cluster_id": cluster.id,
                     "provider_id": provider_id,
                     "external_id": fact["external_id"],
@@ -779,10 +780,14 @@ def sync_provider_hosts(
     return {"added": len(added), "changed": changed}
 
 
-def _free_host_name(session: Session, wanted: str, provider_id: str) -> str:
-    """Host names are unique platform-wide; two providers may report the same hostname."""
-    taken = session.scalar(select(func.count()).where(Host.name == wanted[:64]))
-    return wanted[:64] if not taken else f"{wanted[:23]}-{provider_id}"[:64]
+def _free_host_name(session: Session, fact: dict[str, Any], batch: set[str]) -> str:
+    """Host names are unique platform-wide, and providers (BMCs above all) may report the
+    same name twice: then the name takes the host's external id."""
+    for name in (fact["name"][:64], f"{fact['name'][:20]}-{fact['external_id']}"[:64]):
+        taken = name in batch or session.scalar(select(func.count()).where(Host.name == name))
+        if not taken:
+            return name
+    return f"{fact['name'][:20]}-{new_id('h')}"
 
 
 def provider_hosts(session: Session, provider_id: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
 from yunguan.identity import service as identity
 from yunguan.identity.scope import (
+    SYSTEM,
     Principal,
     get_visible,
     get_writable,
@@ -279,8 +280,16 @@ def update_port(session: Session, principal: Principal, port_id: str, data: Port
     return port
 
 
+INSTANCE_PREFIX = "i-"
+
+
 def delete_port(session: Session, principal: Principal, port_id: str) -> None:
     port = get_writable(session, Port, port_id, principal, "resource")
+    if (port.device_id or "").startswith(INSTANCE_PREFIX) and principal is not SYSTEM:
+        raise Conflict(
+            f"port {port.id} is the NIC of instance {port.device_id}; delete the instance",
+            code="in-use",
+        )
     eip = session.scalars(select(Eip).where(Eip.port_id == port.id)).one_or_none()
     if eip is not None:
         eip.port_id = None  # the address stays the tenant's, unbound

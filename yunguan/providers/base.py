@@ -37,6 +37,8 @@ OPERATIONS = (
     "migrate",
     "live_migrate",
     "boot_device",
+    "volumes",
+    "snapshots",
 )
 
 
@@ -149,6 +151,29 @@ class HostFacts:
 
 
 @dataclass(frozen=True)
+class VolumeSpec:
+    """A data volume to create. ``host`` is where it must be attachable (the provider's id of
+    a host; None where the provider decides)."""
+
+    volume_id: str
+    name: str
+    size_gb: int
+    host: str | None = None
+    ex: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Disk:
+    """A volume as the provider reports it; ``attached_to`` is a machine's external id."""
+
+    external_id: str
+    size_gb: int
+    volume_id: str | None = None
+    attached_to: str | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True)
 class Collected:
     hosts: list[HostFacts]
     machines: list[Machine]
@@ -184,6 +209,41 @@ class Driver(Protocol):
 
     def collect(self) -> Collected:
         """Hosts with their capacity and every machine the provider has."""
+        ...
+
+    # volumes and snapshots (capabilities ``volumes`` and ``snapshots``)
+
+    def create_volume(self, spec: VolumeSpec) -> Disk:
+        """Create (or find, when an earlier attempt made it) an empty volume."""
+        ...
+
+    def get_volume(self, external_id: str) -> Disk:
+        """Raises :class:`MachineNotFound` when it is gone."""
+        ...
+
+    def attach_volume(self, machine_id: str, volume_id: str) -> str:
+        """Attach (a no-op when attached already); the device name the machine sees."""
+        ...
+
+    def detach_volume(self, machine_id: str, volume_id: str) -> None:
+        """Detach; a volume not attached to it is fine."""
+        ...
+
+    def extend_volume(self, volume_id: str, size_gb: int) -> None:
+        """Grow to ``size_gb`` (never shrinks)."""
+        ...
+
+    def delete_volume(self, volume_id: str) -> None:
+        """Remove a detached volume; gone already is fine."""
+        ...
+
+    def create_snapshot(self, volume_id: str, snapshot_id: str) -> str:
+        """A point-in-time copy of the volume, named by our ``snapshot_id`` (idempotent on
+        it); its external id."""
+        ...
+
+    def delete_snapshot(self, external_id: str) -> None:
+        """Gone already is fine."""
         ...
 
     def close(self) -> None: ...

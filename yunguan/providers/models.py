@@ -59,3 +59,20 @@ class SimulatedMachine(Base):
     """When a powered-on machine counts as booted (``pending`` until then)."""
     console: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class SimulatedDisk(Base):
+    """A volume (or a snapshot of one) of the ``simulator`` driver."""
+
+    __tablename__ = "sim_disks"
+
+    external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    realm: Mapped[str] = mapped_column(String(40), index=True)
+    our_id: Mapped[str] = mapped_column(String(40), unique=True)
+    """Our volume id (or snapshot id)."""
+    kind: Mapped[str] = mapped_column(String(16), default="volume")
+    size_gb: Mapped[int] = mapped_column(default=0)
+    source: Mapped[str | None] = mapped_column(String(64), default=None)
+    """A snapshot's volume."""
+    attached_to: Mapped[str | None] = mapped_column(String(64), default=None)
+    device: Mapped[str | None] = mapped_column(String(16), default=None)

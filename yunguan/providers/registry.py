@@ -55,6 +55,12 @@ def validated(kind: str, config: dict[str, Any], secret: dict[str, Any]) -> tupl
     return out[0], out[1]
 
 
+def supports(kind: str, operation: str) -> bool:
+    """Whether drivers of ``kind`` declare ``operation`` (without building one)."""
+    declared = getattr(_module(kind), KINDS[kind][1]).capabilities[operation]
+    return declared.supported
+
+
 def _stored(settings: BaseModel) -> dict[str, Any]:
     """As JSON, with secret values in clear (they are sealed before they are stored)."""
     revealed = {k: v.get_secret_value() for k, v in settings if isinstance(v, SecretStr)}

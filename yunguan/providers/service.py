@@ -3,6 +3,7 @@ applying what a provider reports (hosts into the inventory, machines reconciled 
 instances). The only code that writes the providers table."""
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -43,8 +44,9 @@ def _configure(
 ) -> None:
     """Validate and store the driver's settings; the simulator takes the cluster's
     hypervisor and, unless given, a realm named after the provider."""
-    if provider.kind == "simulator":
-        config = {"hypervisor": hypervisor, "realm": provider.id, **config}
+    if provider.kind == "simulator":  # its realm names its machines: it never changes
+        realm = (provider.config or {}).get("realm") or config.get("realm") or provider.id
+        config = {"hypervisor": hypervisor, **config, "realm": realm}
     elif registry.HYPERVISORS[provider.kind] != hypervisor:
         raise BadRequest(
             f"a {provider.kind} provider reports {registry.HYPERVISORS[provider.kind]} hosts; "
@@ -139,11 +141,12 @@ def import_machine(
     session: Session, principal: Principal, provider_id: str, data: ImportRequest
 ) -> Instance:
     """Adopt one of the machines the last sync listed as importable."""
-    provider = get_provider(session, principal, provider_id)
+    get_provider(session, principal, provider_id)
     require(principal, WRITE)
-    listed = {m["external_id"]: m for m in provider.importable}
+    provider = _locked(session, provider_id)  # two imports of one machine: one wins
+    listed = {m["external_id"]: m for m in provider.importable}  # type: ignore[union-attr]
     machine = listed.get(data.external_id)
-    if machine is None:
+    if machine is None or data.external_id in compute.known_machines(session, provider_id):
         raise NotFound(f"provider {provider.id} listed no importable machine {data.external_id}")
     host_id = inventory.provider_hosts(session, provider.id).get(machine.get("host") or "")
     instance = compute.import_machine(
@@ -162,15 +165,18 @@ def _host_fields(host: Any) -> dict[str, Any]:
     return fields
 
 
-def apply_collected(session: Session, provider_id: str, collected: Collected) -> dict[str, int]:
-    """Hosts into the inventory, machines reconciled, the rest listed as importable."""
-    provider = session.get(Provider, provider_id)
+def apply_collected(
+    session: Session, provider_id: str, collected: Collected, seen_at: datetime
+) -> dict[str, int]:
+    """Hosts into the inventory, machines reconciled, the rest listed as importable. The
+    provider's row is locked, so two syncs of one provider apply one after the other."""
+    provider = _locked(session, provider_id)
     if provider is None:
         return {}
     hosts = inventory.sync_provider_hosts(
         session, provider.id, provider.cluster_id, [_host_fields(h) for h in collected.hosts]
     )
-    drift = compute.reconcile(session, provider.id, collected.machines)
+    drift = compute.reconcile(session, provider.id, collected.machines, seen_at)
     ours = compute.known_machines(session, provider.id)
     foreign = [
         asdict(m) for m in collected.machines if m.external_id not in ours and m.instance_id is None
@@ -180,6 +186,15 @@ def apply_collected(session: Session, provider_id: str, collected: Collected) ->
     ]
     provider.synced_at, provider.sync_error = now(), ""
     return {**hosts, **drift, "importable": len(foreign)}
+
+
+def _locked(session: Session, provider_id: str) -> Provider | None:
+    return session.scalars(
+        select(Provider)
+        .where(Provider.id == provider_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
 
 
 def record_sync_failure(session: Session, provider_id: str, error: str) -> None:

@@ -40,7 +40,7 @@ def launch(settings: Settings) -> None:
         DBOS.listen_queues([])
     DBOS.launch()
     DBOS.register_queue(
-        WORK_QUEUE, worker_concurrency=settings.workflow_concurrency, polling_interval_sec=0.2
+        WORK_QUEUE, worker_concurrency=settings.workflow_concurrency, polling_interval_sec=0.05
     )
     _launched = True
     if settings.run_workers:

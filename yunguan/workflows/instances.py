@@ -10,6 +10,7 @@ the instance rests in ``error`` with the reason. DBOS resumes an interrupted wor
 a restart, so a crash at any point ends either running or compensated, with nothing leaked.
 """
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from yunguan.compute.models import Flavor, Image, Instance
 from yunguan.core.clock import now
 from yunguan.core.config import get_settings
 from yunguan.core.db import get_database
-from yunguan.core.errors import Problem
+from yunguan.core.errors import NotFound, Problem
 from yunguan.core.faults import fault_point
 from yunguan.identity.scope import SYSTEM
 from yunguan.inventory import service as inventory
@@ -44,6 +45,7 @@ from yunguan.providers.models import Provider
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
 from yunguan.scheduler.schemas import BareMetalSpec, ClaimCreate
+from yunguan.workflows import volumes as volume_work
 from yunguan.workflows.service import advance, load
 
 step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
@@ -73,8 +75,8 @@ def _driver(session: Session, instance: Instance) -> Any:
 
 @step
 def _reserve_quota(operation_id: str, instance_id: str) -> str | None:
-    advance(operation_id, state="running", step="quota", progress=10)
     with _session() as session:
+        advance(operation_id, state="running", step="quota", progress=10, session=session)
         instance = compute.lock(session, instance_id)
         if instance.reservation_id and quota.locked_reservation(session, instance.reservation_id):
             return None
@@ -118,8 +120,8 @@ def _claim_request(instance: Instance, flavor: Flavor) -> ClaimCreate:
 
 @step
 def _claim_host(operation_id: str, instance_id: str) -> str | None:
-    advance(operation_id, step="placement", progress=25)
     with _session() as session:
+        advance(operation_id, step="placement", progress=25, session=session)
         instance = compute.lock(session, instance_id)
         flavor = session.get(Flavor, instance.flavor_id)
         try:
@@ -134,8 +136,8 @@ def _claim_host(operation_id: str, instance_id: str) -> str | None:
 
 @step
 def _plug_port(operation_id: str, instance_id: str) -> str | None:
-    advance(operation_id, step="network", progress=40)
     with _session() as session:
+        advance(operation_id, step="network", progress=40, session=session)
         instance = compute.lock(session, instance_id)
         if instance.vxnet_id is None or instance.port_id is not None:
             return None
@@ -181,8 +183,8 @@ def _spec(session: Session, instance: Instance) -> InstanceSpec:
 
 @step
 def _create_machine(operation_id: str, instance_id: str) -> str | None:
-    advance(operation_id, step="provider-create", progress=55)
     with _session() as session:
+        advance(operation_id, step="provider-create", progress=55, session=session)
         instance = session.get(Instance, instance_id)
         driver, spec = _driver(session, instance), _spec(session, instance)  # type: ignore[arg-type]
     try:
@@ -212,10 +214,21 @@ def _machine_state(instance_id: str) -> str:
         return ERROR
 
 
+@step
+def _waiting(operation_id: str, wanted: str, progress: int) -> float:
+    """Record the wait; its deadline (a checkpointed value, so a replay sees the same)."""
+    advance(operation_id, step=f"wait-{wanted}", progress=progress)
+    return now().timestamp() + get_settings().provision_timeout_seconds
+
+
+@step
+def _past(deadline: float) -> bool:
+    return now().timestamp() > deadline
+
+
 def _wait_for(operation_id: str, instance_id: str, wanted: str, progress: int) -> None:
     """Poll the provider (a durable sleep between polls) until the machine is ``wanted``."""
-    advance(operation_id, step=f"wait-{wanted}", progress=progress)
-    deadline = now() + timedelta(seconds=get_settings().provision_timeout_seconds)
+    deadline = _waiting(operation_id, wanted, progress)
     pause = 0.1
     while True:
         state = _machine_state(instance_id)
@@ -223,7 +236,7 @@ def _wait_for(operation_id: str, instance_id: str, wanted: str, progress: int) -
             return
         if state in (ERROR, "gone"):
             raise Refused(f"the machine is {state} at the provider")
-        if now() > deadline:
+        if _past(deadline):
             raise Refused(f"the machine did not become {wanted} in time (it is {state})")
         DBOS.sleep(pause)
         pause = min(pause * 2, 2.0)
@@ -232,8 +245,8 @@ def _wait_for(operation_id: str, instance_id: str, wanted: str, progress: int) -
 @step
 def _network_ready(operation_id: str, instance_id: str) -> None:
     """Bind the port to the host: the SDN controller now serves it to the host's agent."""
-    advance(operation_id, step="network-ready", progress=85)
     with _session() as session:
+        advance(operation_id, step="network-ready", progress=85, session=session)
         instance = compute.lock(session, instance_id)
         if instance.port_id is not None:
             port = ports.get_port(session, SYSTEM, instance.port_id)
@@ -248,7 +261,7 @@ def _commit(operation_id: str, instance_id: str) -> None:
         quota.commit(session, instance.reservation_id)  # type: ignore[arg-type]
         compute.settle(session, instance, "running", "running", power_state="on", launched_at=now())
         compute.meter(session, instance, "start", f"{operation_id}:start")
-    advance(operation_id, state="succeeded", step="done", progress=100)
+        advance(operation_id, state="succeeded", step="done", progress=100, session=session)
 
 
 @step
@@ -275,9 +288,11 @@ def _delete_machine(instance_id: str) -> str:
 
 
 def _give_back(session: Session, instance: Instance) -> None:
-    """Return the port (and its address), the placement claim and the quota."""
+    """Return the port (and its address), the placement claim and the quota; each may be
+    gone already (a re-run, or an operator's hand)."""
     if instance.port_id is not None:
-        ports.delete_port(session, SYSTEM, instance.port_id)
+        with contextlib.suppress(NotFound):
+            ports.delete_port(session, SYSTEM, instance.port_id)
     if instance.claim_id is not None:
         scheduler.release(session, instance.claim_id)
     if instance.reservation_id is not None:
@@ -286,21 +301,38 @@ def _give_back(session: Session, instance: Instance) -> None:
 
 
 @step
-def _fail(operation_id: str, instance_id: str, reason: str) -> None:
+def _fail(operation_id: str, instance_id: str, reason: str, give_back: bool = True) -> None:
+    """Rest in ``error``: with everything given back, or (``give_back`` false, when the
+    machine may still run) holding its claim, port and quota until a delete removes it."""
     with _session() as session:
         instance = compute.lock(session, instance_id)
-        _give_back(session, instance)
+        if give_back:
+            _give_back(session, instance)
         compute.settle(session, instance, "error", reason, error_reason=reason[:2000])
-    advance(operation_id, state="failed", error=reason[:2000])
+        advance(operation_id, state="failed", error=reason[:2000], session=session)
+
+
+def _remove_machine(instance_id: str) -> str:
+    """The provider's machine removed: "" or why it may remain."""
+    try:
+        return _delete_machine(instance_id)
+    except Exception as exc:  # the provider keeps failing
+        return f"the provider's machine may remain: {type(exc).__name__}: {exc}"
+
+
+def _detach_volumes(instance_id: str) -> str:
+    """Its volumes detached (they outlive it): "" or why not."""
+    try:
+        return volume_work.detach_all(instance_id)
+    except Exception as exc:  # the provider keeps failing
+        return f"cannot detach its volumes: {type(exc).__name__}: {exc}"
 
 
 def _compensate(operation_id: str, instance_id: str, reason: str) -> None:
     """Undo a failed provisioning: the machine first, then what the database holds."""
-    try:
-        leftover = _delete_machine(instance_id)
-    except Exception as exc:  # the provider keeps failing: say so, free the rest anyway
-        leftover = f"the provider's machine may remain: {exc}"
-    _fail(operation_id, instance_id, f"{reason}; {leftover}" if leftover else reason)
+    leftover = _remove_machine(instance_id)
+    why = f"{reason}; {leftover}; delete the instance to retry" if leftover else reason
+    _fail(operation_id, instance_id, why, give_back=not leftover)
 
 
 @DBOS.workflow()
@@ -338,8 +370,8 @@ POWER_ACTIONS = {
 
 @step
 def _power(operation_id: str, instance_id: str, action: str) -> str | None:
-    advance(operation_id, state="running", step=action, progress=30)
     with _session() as session:
+        advance(operation_id, state="running", step=action, progress=30, session=session)
         instance = session.get(Instance, instance_id)
         driver, external_id = _driver(session, instance), instance.external_id  # type: ignore[arg-type,union-attr]
     try:
@@ -362,7 +394,7 @@ def _powered(operation_id: str, instance_id: str, action: str) -> None:
         )
         if usage is not None:
             compute.meter(session, instance, usage, f"{operation_id}:{usage}")
-    advance(operation_id, state="succeeded", step="done", progress=100)
+        advance(operation_id, state="succeeded", step="done", progress=100, session=session)
 
 
 @step
@@ -372,7 +404,7 @@ def _power_failed(operation_id: str, instance_id: str, action: str, reason: str)
     with _session() as session:
         instance = compute.lock(session, instance_id)
         compute.settle(session, instance, before, f"{action} failed: {reason}")
-    advance(operation_id, state="failed", error=reason[:2000])
+        advance(operation_id, state="failed", error=reason[:2000], session=session)
 
 
 @DBOS.workflow()
@@ -401,33 +433,31 @@ def _deleted(operation_id: str, instance_id: str) -> None:
             compute.meter(session, instance, "stop", f"{operation_id}:stop")
         _give_back(session, instance)
         compute.settle(session, instance, "deleted", "deleted", deleted_at=now())
-    advance(operation_id, state="succeeded", step="done", progress=100)
+        advance(operation_id, state="succeeded", step="done", progress=100, session=session)
+
+
+@step
+def _deleting(operation_id: str) -> None:
+    advance(operation_id, state="running", step="provider-delete", progress=30)
 
 
 @DBOS.workflow()
 def delete_instance(operation_id: str) -> str:
     """Remove the machine, then give back the port, claim and quota. A provider that keeps
-    failing fails the operation and leaves the instance in ``error`` (delete it again)."""
+    failing fails the operation and leaves the instance in ``error``, still holding them
+    (delete it again)."""
     instance_id = load(operation_id).target_id  # type: ignore[union-attr]
-    advance(operation_id, state="running", step="provider-delete", progress=30)
-    try:
-        leftover = _delete_machine(instance_id)
-    except Exception as exc:
-        leftover = f"{type(exc).__name__}: {exc}"
-    if leftover:
-        _fail_delete(operation_id, instance_id, leftover)
-        return "failed"
-    fault_point("delete.after-provider")
-    _deleted(operation_id, instance_id)
-    return "deleted"
-
-
-@step
-def _fail_delete(operation_id: str, instance_id: str, reason: str) -> None:
-    with _session() as session:
-        instance = compute.lock(session, instance_id)
-        compute.settle(session, instance, "error", f"delete failed: {reason}", error_reason=reason)
-    advance(operation_id, state="failed", error=reason[:2000])
+    _deleting(operation_id)
+    leftover = _detach_volumes(instance_id) or _remove_machine(instance_id)
+    if not leftover:
+        fault_point("delete.after-provider")
+        try:
+            _deleted(operation_id, instance_id)
+            return "deleted"
+        except Exception as exc:  # never left in deleting
+            leftover = f"{type(exc).__name__}: {exc}"
+    _fail(operation_id, instance_id, f"delete failed: {leftover}", give_back=False)
+    return "failed"
 
 
 WORKFLOWS = {

@@ -5,8 +5,11 @@ from datetime import datetime
 from typing import Any
 
 from dbos import DBOS
+from sqlalchemy.exc import SQLAlchemyError
 
+from yunguan.core.clock import now
 from yunguan.core.db import get_database
+from yunguan.core.errors import Problem
 from yunguan.providers import registry
 from yunguan.providers import service as providers
 from yunguan.providers.base import ProviderError
@@ -19,20 +22,23 @@ step = DBOS.step(retries_allowed=True, max_attempts=2, interval_seconds=1)
 @step
 def _sync(provider_id: str) -> dict[str, Any]:
     """Collect (outside any transaction: it may be slow), then apply in one. A provider that
-    cannot be reached keeps its last inventory and shows why."""
-    with get_database().session(write=False) as session:
-        provider = session.get(Provider, provider_id)
-        if provider is None:
-            return {"error": f"provider {provider_id} is gone"}
-        driver = registry.driver(provider)
+    cannot be reached, or whose report cannot be applied, keeps its last inventory and
+    shows why."""
     try:
+        with get_database().session(write=False) as session:
+            provider = session.get(Provider, provider_id)
+            if provider is None:
+                return {"error": f"provider {provider_id} is gone"}
+            driver = registry.driver(provider)
+        seen_at = now()
         collected = driver.collect()
-    except ProviderError as exc:
         with get_database().session() as session:
-            providers.record_sync_failure(session, provider_id, str(exc))
-        return {"error": str(exc)}
-    with get_database().session() as session:
-        return providers.apply_collected(session, provider_id, collected)
+            return providers.apply_collected(session, provider_id, collected, seen_at)
+    except (ProviderError, Problem, SQLAlchemyError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        with get_database().session() as session:
+            providers.record_sync_failure(session, provider_id, error)
+        return {"error": error}
 
 
 @DBOS.workflow()

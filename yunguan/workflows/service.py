@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from yunguan.core.clock import now
 from yunguan.core.db import get_database
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
@@ -40,13 +41,17 @@ def create_operation(
     return operation
 
 
-def advance(operation_id: str, **fields: Any) -> None:
-    """Record a workflow's progress in a transaction of its own."""
-    with get_database().session() as session:
-        operation = session.get(Operation, operation_id)
-        if operation is not None:
-            for key, value in fields.items():
-                setattr(operation, key, value)
+def advance(operation_id: str, session: Session | None = None, **fields: Any) -> None:
+    """Record a workflow's progress: in the step's own transaction when it gives one (one
+    commit fewer), else in a transaction of its own."""
+    change = (
+        update(Operation).where(Operation.id == operation_id).values(**fields, updated_at=now())
+    )
+    if session is not None:
+        session.execute(change)
+        return
+    with get_database().session() as own:
+        own.execute(change)
 
 
 def load(operation_id: str) -> Operation | None:

@@ -14,6 +14,7 @@ members may be gone, so it takes nothing new) and can be deleted again. Never st
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
+from yunguan.compute import service as compute
 from yunguan.core import audit
 from yunguan.core.db import get_database
 from yunguan.core.errors import Conflict
@@ -39,6 +40,7 @@ def check_empty(session: Session, tenant: Tenant) -> None:
         (scheduler.count_tenant_claims, "placement claim(s)"),
         (quota.count_tenant_reservations, "quota reservation(s)"),
         (network.count_tenant_resources, "network resource(s)"),
+        (compute.count_tenant_resources, "instance(s), image(s), volume(s) or snapshot(s)"),
     ):
         held = count(session, tenant.id)
         if held:

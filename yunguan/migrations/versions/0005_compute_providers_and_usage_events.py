@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-23 18:39:59.286728
+Create Date: 2026-11-23 19:41:36.174709
 """
 
 import sqlalchemy as sa
@@ -50,6 +50,22 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "sim_disks",
+        sa.Column("external_id", sa.String(length=64), nullable=False),
+        sa.Column("realm", sa.String(length=40), nullable=False),
+        sa.Column("our_id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("size_gb", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=True),
+        sa.Column("attached_to", sa.String(length=64), nullable=True),
+        sa.Column("device", sa.String(length=16), nullable=True),
+        sa.PrimaryKeyConstraint("external_id"),
+        sa.UniqueConstraint("our_id"),
+    )
+    with op.batch_alter_table("sim_disks", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sim_disks_realm"), ["realm"], unique=False)
+
+    op.create_table(
         "sim_machines",
         sa.Column("external_id", sa.String(length=64), nullable=False),
         sa.Column("realm", sa.String(length=40), nullable=False),
@@ -67,6 +83,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sim_machines", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sim_machines_realm"), ["realm"], unique=False)
+
+    op.create_table(
+        "snapshots",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("volume_id", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("size_gb", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("error_reason", sa.String(length=2048), nullable=False),
+        sa.Column("provider_id", sa.String(length=40), nullable=True),
+        sa.Column("external_id", sa.String(length=255), nullable=True),
+        sa.Column("operation_id", sa.String(length=40), nullable=True),
+        sa.Column("deleted_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("snapshots", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_snapshots_tenant_id"), ["tenant_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_snapshots_volume_id"), ["volume_id"], unique=False)
 
     op.create_table(
         "usage_events",
@@ -143,18 +180,6 @@ def upgrade() -> None:
         sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["flavor_id"],
-            ["flavors.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["image_id"],
-            ["images.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"],
-            ["tenants.id"],
-        ),
-        sa.ForeignKeyConstraint(
             ["zone_id"],
             ["zones.id"],
         ),
@@ -168,6 +193,35 @@ def upgrade() -> None:
         batch_op.create_index("ix_instances_tenant_state", ["tenant_id", "state"], unique=False)
         batch_op.create_index(batch_op.f("ix_instances_vxnet_id"), ["vxnet_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_instances_zone_id"), ["zone_id"], unique=False)
+
+    op.create_table(
+        "volumes",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("size_gb", sa.Integer(), nullable=False),
+        sa.Column("zone_id", sa.String(length=40), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("error_reason", sa.String(length=2048), nullable=False),
+        sa.Column("instance_id", sa.String(length=40), nullable=True),
+        sa.Column("device", sa.String(length=16), nullable=True),
+        sa.Column("provider_id", sa.String(length=40), nullable=True),
+        sa.Column("external_id", sa.String(length=255), nullable=True),
+        sa.Column("operation_id", sa.String(length=40), nullable=True),
+        sa.Column("deleted_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["zone_id"],
+            ["zones.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("volumes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_volumes_instance_id"), ["instance_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_volumes_provider_id"), ["provider_id"], unique=False)
+        batch_op.create_index("ix_volumes_tenant_state", ["tenant_id", "state"], unique=False)
+        batch_op.create_index(batch_op.f("ix_volumes_zone_id"), ["zone_id"], unique=False)
 
     op.create_table(
         "providers",
@@ -206,6 +260,7 @@ def upgrade() -> None:
             sa.Column("external_id", sa.String(length=255), nullable=False, server_default="")
         )
         batch_op.create_index(batch_op.f("ix_hosts_provider_id"), ["provider_id"], unique=False)
+        batch_op.create_unique_constraint("uq_host_provider", ["provider_id", "external_id"])
 
     # ### end Alembic commands ###
 
@@ -213,6 +268,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("hosts", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_host_provider", type_="unique")
         batch_op.drop_index(batch_op.f("ix_hosts_provider_id"))
         batch_op.drop_column("external_id")
         batch_op.drop_column("provider_id")
@@ -222,6 +278,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_providers_cluster_id"))
 
     op.drop_table("providers")
+    with op.batch_alter_table("volumes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_volumes_zone_id"))
+        batch_op.drop_index("ix_volumes_tenant_state")
+        batch_op.drop_index(batch_op.f("ix_volumes_provider_id"))
+        batch_op.drop_index(batch_op.f("ix_volumes_instance_id"))
+
+    op.drop_table("volumes")
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_instances_zone_id"))
         batch_op.drop_index(batch_op.f("ix_instances_vxnet_id"))
@@ -241,10 +304,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_usage_events_resource_id"))
 
     op.drop_table("usage_events")
+    with op.batch_alter_table("snapshots", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_snapshots_volume_id"))
+        batch_op.drop_index(batch_op.f("ix_snapshots_tenant_id"))
+
+    op.drop_table("snapshots")
     with op.batch_alter_table("sim_machines", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sim_machines_realm"))
 
     op.drop_table("sim_machines")
+    with op.batch_alter_table("sim_disks", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sim_disks_realm"))
+
+    op.drop_table("sim_disks")
     with op.batch_alter_table("instance_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_instance_events_instance_id"))
 

@@ -4,12 +4,20 @@ A region's availability zones are its hosts; EC2 places machines itself. Our mac
 the tags ``Name`` and ``yunguan:instance-id``; ``create_instance`` first looks the tag up and
 then sends ``RunInstances`` with ``ClientToken`` = our instance id, so a step retried after a
 crash (even one between EC2's answer and our commit) gets the same machine back.
+
+Volumes are EBS volumes, made the same way (tag ``yunguan:volume-id``, ``ClientToken`` = our
+volume id); snapshots are EBS snapshots tagged ``yunguan:snapshot-id`` (CreateSnapshot takes no
+token, so the tag alone makes a retry find the first one). Calls that change a volume's state
+wait for EC2 to finish, for at most ``wait_seconds``; a wait that runs out is a transient error,
+and the retried step, being idempotent, waits again.
 """
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import boto3
 from botocore import exceptions
@@ -26,11 +34,13 @@ from yunguan.providers.base import (
     UNKNOWN,
     Capability,
     Collected,
+    Disk,
     HostFacts,
     InstanceSpec,
     Machine,
     MachineNotFound,
     ProviderError,
+    VolumeSpec,
     capabilities,
 )
 
@@ -44,7 +54,32 @@ LIVE_FILTER = {"Name": "instance-state-name", "Values": list(STATES)}
 # EC2 quotas do, and EC2 reports those when it refuses a launch.
 ZONE_CORES, ZONE_MEMORY_MB, ZONE_DISK_GB = 4096, 16 * 1024 * 1024, 16 * 1024 * 1024
 
-INSTANCE_NOT_FOUND = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"}
+VOLUME_TAG = "yunguan:volume-id"
+SNAPSHOT_TAG = "yunguan:snapshot-id"
+VOLUME_GONE = ("deleting", "deleted")
+LIVE_VOLUMES = {"Name": "status", "Values": ["creating", "available", "in-use", "error"]}
+LIVE_SNAPSHOTS = {"Name": "status", "Values": ["pending", "completed"]}
+# Device names EC2 recommends for data volumes on Linux; the kernel may show them as xvdf or
+# nvme1n1, but EC2 (and Yunguan) knows the volume by this name.
+DEVICES = tuple(f"/dev/sd{letter}" for letter in "fghijklmnop")
+# ex options of a VolumeSpec and the CreateVolume parameters they set
+VOLUME_OPTIONS = {
+    "volume_type": "VolumeType",
+    "iops": "Iops",
+    "throughput": "Throughput",
+    "encrypted": "Encrypted",
+    "kms_key_id": "KmsKeyId",
+}
+WAIT_SECONDS, POLL_SECONDS = 120.0, 2.0
+
+NOT_FOUND = {
+    "InvalidInstanceID.NotFound",
+    "InvalidInstanceID.Malformed",
+    "InvalidVolume.NotFound",
+    "InvalidVolumeID.Malformed",
+    "InvalidSnapshot.NotFound",
+    "InvalidSnapshotID.Malformed",
+}
 REJECTED_CREDENTIALS = {
     "AuthFailure",
     "InvalidClientTokenId",
@@ -65,6 +100,11 @@ TRANSIENT = {
     "IncorrectInstanceState",
     # a security group still used by a machine that is terminating
     "DependencyViolation",
+    # a volume between states (creating, detaching), or still attached to a machine that is
+    # terminating; or one modification still under way when another is asked for
+    "IncorrectState",
+    "VolumeInUse",
+    "IncorrectModificationState",
 }
 # what a call may raise: EC2's answer, boto's own failures, an answer that is not EC2's
 CALL_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
@@ -72,6 +112,7 @@ UNREACHABLE = (exceptions.ConnectionError, exceptions.HTTPClientError)
 PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "all")
 
 AwsId = Annotated[str, Field(pattern=r"^[a-z]+-[0-9a-f]{8,32}$")]
+T = TypeVar("T")
 
 
 class InstanceType(Input):
@@ -171,6 +212,38 @@ def _tags(raw: Mapping[str, Any]) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])}
 
 
+def _attachments(volume: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The volume's attachments (several for a multi-attach volume), detached ones left out."""
+    return [a for a in volume.get("Attachments", []) if a.get("State") != "detached"]
+
+
+def _attached_to(volume: Mapping[str, Any], external_id: str) -> dict[str, Any]:
+    """The volume's attachment to that machine ({} when there is none)."""
+    return next((a for a in _attachments(volume) if a.get("InstanceId") == external_id), {})
+
+
+def _disk(volume: Mapping[str, Any]) -> Disk:
+    attachment = next(iter(_attachments(volume)), {})
+    return Disk(
+        external_id=volume["VolumeId"],
+        size_gb=volume["Size"],
+        volume_id=_tags(volume).get(VOLUME_TAG),
+        attached_to=attachment.get("InstanceId"),
+        device=attachment.get("Device"),
+    )
+
+
+def _slot(device: str) -> str:
+    """A device name without its prefix: ``/dev/sdf`` and ``/dev/xvdf`` are one slot to EC2."""
+    return re.sub(r"^(/dev/)?(sd|xvd)", "", device)
+
+
+def _free_device(instance: Mapping[str, Any]) -> str | None:
+    """The first data device name none of the machine's block devices takes."""
+    taken = {_slot(m["DeviceName"]) for m in instance.get("BlockDeviceMappings", [])}
+    return next((d for d in DEVICES if _slot(d) not in taken), None)
+
+
 def _permission(rule: Rule) -> dict[str, Any]:
     ranges = {"Ipv6Ranges": [{"CidrIpv6": rule.cidr}]} if ":" in rule.cidr else {}
     permission = {"IpProtocol": "-1" if rule.protocol == "all" else rule.protocol}
@@ -219,6 +292,8 @@ class Ec2Driver:
             "console_log",
             "collect",
             "resize",
+            "volumes",
+            "snapshots",
         ),
         unsupported={
             "migrate": "a public cloud places machines itself; there is no host to choose",
@@ -249,17 +324,29 @@ class Ec2Driver:
             ),
         )
         self._sizes = {t.name: (t.vcpus, t.memory_mb) for t in config.ex_instance_types}
+        self.wait_seconds, self.poll_seconds = WAIT_SECONDS, POLL_SECONDS
 
     # --- calls and their errors ------------------------------------------------------------
 
-    def _call(self, operation: str, /, *, ignore: Iterable[str] = (), **params: Any) -> Any:
-        """Call the EC2 API; errors whose code is in ``ignore`` answer an empty dict."""
+    def _call(
+        self,
+        operation: str,
+        /,
+        *,
+        ignore: Iterable[str] = (),
+        retry: Iterable[str] = (),
+        **params: Any,
+    ) -> Any:
+        """Call the EC2 API; errors whose code is in ``ignore`` answer an empty dict, those in
+        ``retry`` are transient for this call."""
         try:
             return getattr(self._client, operation)(**params)
         except CALL_ERRORS as exc:
             if _code(exc) in ignore:
                 return {}
-            raise self._error(operation, exc) from exc
+            error = self._error(operation, exc)
+            error.transient = error.transient or _code(exc) in retry
+            raise error from exc
 
     def _pages(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
         try:
@@ -272,7 +359,7 @@ class Ec2Driver:
         where = f"ec2 {self.config.region}"
         if isinstance(exc, ClientError):
             code, message = _code(exc), exc.response["Error"].get("Message", "")
-            if code in INSTANCE_NOT_FOUND:
+            if code in NOT_FOUND:
                 return MachineNotFound(f"{where}: {message}")
             if code in REJECTED_CREDENTIALS:
                 return ProviderError(f"{where}: the credentials were rejected ({code}): {message}")
@@ -290,6 +377,19 @@ class Ec2Driver:
                 " (check endpoint_url and the region)"
             )
         return ProviderError(f"{where}: {operation} failed: {exc}")
+
+    def _wait(self, what: str, check: Callable[[], T | None]) -> T:
+        """Poll ``check`` until it answers something (not None), for at most ``wait_seconds``."""
+        deadline = time.monotonic() + self.wait_seconds
+        while (answer := check()) is None:
+            if time.monotonic() >= deadline:
+                raise ProviderError(
+                    f"ec2 {self.config.region}: still waiting for {what}"
+                    f" after {self.wait_seconds:g}s",
+                    transient=True,
+                )
+            time.sleep(self.poll_seconds)
+        return answer
 
     # --- machines --------------------------------------------------------------------------
 
@@ -456,6 +556,206 @@ class Ec2Driver:
         """EC2 sends the log base64-encoded; botocore decodes it (undecodable bytes replaced)."""
         return self._call("get_console_output", InstanceId=external_id).get("Output", "")
 
+    # --- volumes ---------------------------------------------------------------------------
+
+    def _volume(self, external_id: str) -> dict[str, Any]:
+        """The volume as EC2 describes it; MachineNotFound once it is being deleted."""
+        volumes = self._pages("describe_volumes", "Volumes", VolumeIds=[external_id])
+        if not volumes or volumes[0]["State"] in VOLUME_GONE:
+            raise MachineNotFound(f"ec2 {self.config.region}: no volume {external_id}")
+        return volumes[0]
+
+    def _await_volume(
+        self, external_id: str, what: str, ready: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """The volume, once ``ready`` holds for it (waiting at most ``wait_seconds``)."""
+
+        def check() -> dict[str, Any] | None:
+            volume = self._volume(external_id)
+            return volume if ready(volume) else None
+
+        return self._wait(f"{external_id} {what}", check)
+
+    def _find_volume(self, volume_id: str) -> dict[str, Any] | None:
+        tagged = {"Name": f"tag:{VOLUME_TAG}", "Values": [volume_id]}
+        volumes = self._pages("describe_volumes", "Volumes", Filters=[tagged, LIVE_VOLUMES])
+        return volumes[0] if volumes else None
+
+    def _default_zone(self) -> str:
+        """Where a volume goes when its spec names no zone: the configured subnet's zone
+        (where machines launch), else the region's first availability zone. A machine EC2
+        placed elsewhere cannot attach it: name the machine's zone (its ``host``) instead."""
+        if self.config.ex_subnet_id:
+            subnets = self._call("describe_subnets", SubnetIds=[self.config.ex_subnet_id])
+            return subnets["Subnets"][0]["AvailabilityZone"]
+        zones = [z["ZoneName"] for z in self._availability_zones() if z.get("State") == "available"]
+        if not zones:
+            raise ProviderError(f"ec2 {self.config.region}: no availability zone is available")
+        return min(zones)
+
+    def _new_volume(self, spec: VolumeSpec) -> dict[str, Any]:
+        """CreateVolume: a gp3 volume unless ``ex`` says otherwise (any of
+        :data:`VOLUME_OPTIONS`)."""
+        tags = [{"Key": "Name", "Value": spec.name}, {"Key": VOLUME_TAG, "Value": spec.volume_id}]
+        options = {
+            param: spec.ex[name] for name, param in VOLUME_OPTIONS.items() if name in spec.ex
+        }
+        return self._call(
+            "create_volume",
+            AvailabilityZone=spec.host or self._default_zone(),
+            Size=spec.size_gb,
+            ClientToken=spec.volume_id,
+            TagSpecifications=[{"ResourceType": "volume", "Tags": tags}],
+            **({"VolumeType": "gp3"} | options),
+        )
+
+    def _made(self, volume: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The new volume once it is no longer ``creating``, else None. For a moment EC2 may
+        not even list it: its API is eventually consistent."""
+        with contextlib.suppress(MachineNotFound):
+            described = self._volume(volume["VolumeId"])
+            if described["State"] != "creating":
+                return described
+        return None
+
+    def create_volume(self, spec: VolumeSpec) -> Disk:
+        """Find the volume tagged with our id, else create it; then wait until it is made."""
+        volume = self._find_volume(spec.volume_id) or self._new_volume(spec)
+        if volume["State"] in VOLUME_GONE:
+            raise ProviderError(
+                f"ec2 {self.config.region}: volume id {spec.volume_id} already made"
+                f" {volume['VolumeId']}, now deleted; EC2 will not create it again"
+            )
+        made = self._wait(f"{volume['VolumeId']} to be created", lambda: self._made(volume))
+        if made["State"] == "error":
+            raise ProviderError(
+                f"ec2 {self.config.region}: EC2 failed to create {made['VolumeId']}"
+            )
+        return _disk(made)
+
+    def get_volume(self, external_id: str) -> Disk:
+        return _disk(self._volume(external_id))
+
+    def attach_volume(self, machine_id: str, volume_id: str) -> str:
+        """Attach at the machine's first free device name and wait until EC2 reports it
+        attached. A volume attached (or attaching) to the machine already is only waited for.
+        Two volumes attached at once may race for a name: the loser's error is transient, and
+        the retry picks the next name."""
+        volume = self._volume(volume_id)
+        if not _attached_to(volume, machine_id):
+            if others := [a["InstanceId"] for a in _attachments(volume)]:
+                raise ProviderError(
+                    f"ec2 {self.config.region}: {volume_id} is attached to {', '.join(others)}"
+                )
+            device = _free_device(self._live(machine_id))
+            if device is None:
+                raise ProviderError(
+                    f"ec2 {self.config.region}: {machine_id} has no free device name"
+                    f" ({DEVICES[0]} to {DEVICES[-1]} are taken)"
+                )
+            self._call(
+                "attach_volume",
+                VolumeId=volume_id,
+                InstanceId=machine_id,
+                Device=device,
+                retry={"InvalidParameterValue"},  # the name was taken meanwhile
+            )
+        attached = self._await_volume(
+            volume_id,
+            f"to be attached to {machine_id}",
+            lambda v: _attached_to(v, machine_id).get("State") == "attached",
+        )
+        return _attached_to(attached, machine_id)["Device"]
+
+    def detach_volume(self, machine_id: str, volume_id: str) -> None:
+        """Detach and wait until EC2 reports the volume off the machine. A volume not attached
+        to it (or gone) is fine."""
+        try:
+            volume = self._volume(volume_id)
+        except MachineNotFound:
+            return
+        if not _attached_to(volume, machine_id):
+            return
+        self._call(
+            "detach_volume",
+            VolumeId=volume_id,
+            InstanceId=machine_id,
+            ignore={"IncorrectState", "InvalidAttachment.NotFound"},  # detached meanwhile
+        )
+        self._await_volume(
+            volume_id,
+            f"to be detached from {machine_id}",
+            lambda v: not _attached_to(v, machine_id),
+        )
+
+    def _modification(self, volume_id: str) -> dict[str, Any]:
+        """The volume's latest modification ({} when it was never modified)."""
+        found = self._call(
+            "describe_volumes_modifications",
+            VolumeIds=[volume_id],
+            ignore={"InvalidVolumeModification.NotFound"},
+        )
+        modifications = found.get("VolumesModifications", [])
+        return max(modifications, key=lambda m: m.get("StartTime", 0), default={})
+
+    def _grown(self, volume_id: str, size_gb: int) -> bool | None:
+        """True once EC2 reports the size and the modification is past ``modifying`` (the
+        guest may use the space from ``optimizing`` on); None until then."""
+        modification = self._modification(volume_id)
+        state = modification.get("ModificationState", "completed")
+        if state == "failed":
+            raise ProviderError(
+                f"ec2 {self.config.region}: growing {volume_id} to"
+                f" {modification.get('TargetSize')} GB failed:"
+                f" {modification.get('StatusMessage', 'no reason given')}"
+            )
+        return (state != "modifying" and self._volume(volume_id)["Size"] >= size_gb) or None
+
+    def extend_volume(self, volume_id: str, size_gb: int) -> None:
+        """Grow with ModifyVolume and wait until EC2 reports the new size. A size not above
+        the current one changes nothing (EBS never shrinks); a step retried while its
+        modification is under way only waits for it."""
+        modification = self._modification(volume_id)
+        growing = (
+            modification.get("ModificationState") in ("modifying", "optimizing")
+            and modification.get("TargetSize", 0) >= size_gb
+        )
+        if not growing:
+            if self._volume(volume_id)["Size"] >= size_gb:
+                return
+            self._call("modify_volume", VolumeId=volume_id, Size=size_gb)
+        self._wait(f"{volume_id} to grow to {size_gb} GB", lambda: self._grown(volume_id, size_gb))
+
+    def delete_volume(self, volume_id: str) -> None:
+        """Delete; gone already is fine. A volume still attached is a (transient) error."""
+        self._call("delete_volume", VolumeId=volume_id, ignore={"InvalidVolume.NotFound"})
+
+    # --- snapshots -------------------------------------------------------------------------
+
+    def _find_snapshot(self, snapshot_id: str) -> str | None:
+        tagged = {"Name": f"tag:{SNAPSHOT_TAG}", "Values": [snapshot_id]}
+        snapshots = self._pages(
+            "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=[tagged, LIVE_SNAPSHOTS]
+        )
+        return snapshots[0]["SnapshotId"] if snapshots else None
+
+    def create_snapshot(self, volume_id: str, snapshot_id: str) -> str:
+        """Find the snapshot tagged with our id, else take one. It is not waited for: EBS
+        copies the volume as it was when asked, however long the copy then takes."""
+        if found := self._find_snapshot(snapshot_id):
+            return found
+        tags = [{"Key": SNAPSHOT_TAG, "Value": snapshot_id}]
+        made = self._call(
+            "create_snapshot",
+            VolumeId=volume_id,
+            Description=f"yunguan snapshot {snapshot_id}",
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}],
+        )
+        return made["SnapshotId"]
+
+    def delete_snapshot(self, external_id: str) -> None:
+        self._call("delete_snapshot", SnapshotId=external_id, ignore={"InvalidSnapshot.NotFound"})
+
     # --- inventory -------------------------------------------------------------------------
 
     def _zone(self, zone: Mapping[str, Any]) -> HostFacts:
@@ -470,14 +770,14 @@ class Ec2Driver:
             traits=(f"zone-id:{zone['ZoneId']}",) if zone.get("ZoneId") else (),
         )
 
-    def collect(self) -> Collected:
-        """Availability zones (not local or wavelength zones) and every live machine."""
+    def _availability_zones(self) -> list[dict[str, Any]]:
+        """The region's availability zones (not its local or wavelength zones)."""
         zones = self._call("describe_availability_zones")["AvailabilityZones"]
-        hosts = [
-            self._zone(zone)
-            for zone in zones
-            if zone.get("ZoneType", "availability-zone") == "availability-zone"
-        ]
+        return [z for z in zones if z.get("ZoneType", "availability-zone") == "availability-zone"]
+
+    def collect(self) -> Collected:
+        """Availability zones and every live machine."""
+        hosts = [self._zone(zone) for zone in self._availability_zones()]
         return Collected(
             hosts=hosts, machines=self._machines(self._instances(Filters=[LIVE_FILTER]))
         )

@@ -1,4 +1,4 @@
-"""The XML libvirt takes and gives back: domains, disk volumes, the storage pool.
+"""The XML libvirt takes and gives back: domains, disk volumes, the storage pool, backups.
 
 Our domains carry ``<metadata><yunguan:instance id=… name=…/></metadata>``; a domain
 without it was made elsewhere.
@@ -14,6 +14,10 @@ ET.register_namespace("yunguan", NAMESPACE)
 
 # Image formats a qcow2 disk can use as its backing file.
 BACKING_FORMATS = ("qcow2", "raw")
+# Where data volumes go: virtio disks after the root disk ``vda``.
+DATA_TARGETS = tuple(f"vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz")
+# virtio-blk passes at most 20 bytes of serial number to the guest.
+SERIAL_LENGTH = 20
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,21 @@ def _os(image: ImageRef) -> ET.Element:
     return os_
 
 
-def _disk(path: str) -> ET.Element:
+def _disk(path: str, target: str = "vda", serial: str = "") -> ET.Element:
     disk = ET.Element("disk", type="file", device="disk")
     ET.SubElement(disk, "driver", name="qemu", type="qcow2")
     ET.SubElement(disk, "source", file=path)
-    ET.SubElement(disk, "target", dev="vda", bus="virtio")
+    ET.SubElement(disk, "target", dev=target, bus="virtio")
+    if serial:
+        _text(disk, "serial", serial)
     return disk
+
+
+def data_disk_xml(path: str, target: str, serial: str = "") -> str:
+    """A data volume as a virtio disk, for ``attachDeviceFlags`` and ``detachDeviceFlags``.
+    The guest finds it by ``serial`` (``/dev/disk/by-id/virtio-<serial>``): the device name
+    it gives the disk need not be ``target``."""
+    return ET.tostring(_disk(path, target, serial[:SERIAL_LENGTH]), encoding="unicode")
 
 
 def _interface(mac: str, bridge: str) -> ET.Element:
@@ -95,6 +108,32 @@ def volume_xml(name: str, capacity_gb: int, image: ImageRef) -> str:
     return ET.tostring(volume, encoding="unicode")
 
 
+def data_volume_xml(name: str, capacity_gb: int = 0) -> str:
+    """An empty qcow2 (v3) volume; with ``pool.createXMLFrom`` a copy of its source, whose
+    capacity it takes when ``capacity_gb`` is 0."""
+    volume = ET.Element("volume")
+    _text(volume, "name", name)
+    _text(volume, "capacity", str(capacity_gb), unit="GiB")
+    target = ET.SubElement(volume, "target")
+    ET.SubElement(target, "format", type="qcow2")
+    _text(target, "compat", "1.1")  # libvirt's default is qemu 0.10's qcow2 (v2)
+    return ET.tostring(volume, encoding="unicode")
+
+
+def backup_xml(domain: str, target: str, file: str) -> str:
+    """A push backup of the disk at ``target`` alone (by default libvirt backs up every
+    disk) into a new qcow2 ``file``: a point-in-time copy of a disk the domain is using."""
+    backup = ET.Element("domainbackup", mode="push")
+    disks = ET.SubElement(backup, "disks")
+    for dev in disk_targets(domain):
+        if dev != target:
+            ET.SubElement(disks, "disk", name=dev, backup="no")
+    disk = ET.SubElement(disks, "disk", name=target, backup="yes", type="file")
+    ET.SubElement(disk, "driver", type="qcow2")
+    ET.SubElement(disk, "target", file=file)
+    return ET.tostring(backup, encoding="unicode")
+
+
 def pool_xml(name: str, path: str) -> str:
     pool = ET.Element("pool", type="dir")
     _text(pool, "name", name)
@@ -112,6 +151,25 @@ def disk_paths(xml: str) -> list[str]:
     """The files of a domain's disks (not its CD-ROMs, not their backing files)."""
     devices = ET.fromstring(xml).iterfind("devices/disk[@device='disk']/source[@file]")
     return [source.attrib["file"] for source in devices]
+
+
+def disk_targets(xml: str) -> list[str]:
+    """The target devices of a domain's disks, CD-ROMs included (they share the names)."""
+    return [target.attrib["dev"] for target in ET.fromstring(xml).iterfind("devices/disk/target")]
+
+
+def disk_target(xml: str, path: str) -> str | None:
+    """The target device of the domain's disk whose file is ``path``, if it has one."""
+    for disk in ET.fromstring(xml).iterfind("devices/disk"):
+        source, target = disk.find("source"), disk.find("target")
+        if source is not None and source.get("file") == path and target is not None:
+            return target.attrib["dev"]
+    return None
+
+
+def free_target(taken: set[str]) -> str | None:
+    """The first data-volume target not in ``taken`` (None when all are)."""
+    return next((dev for dev in DATA_TARGETS if dev not in taken), None)
 
 
 def console_paths(xml: str) -> list[str]:

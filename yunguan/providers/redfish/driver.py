@@ -106,6 +106,8 @@ class RedfishDriver:
         unsupported={
             "console_log": _NO_CONSOLE,
             "resize": "a physical server's hardware is fixed",
+            "volumes": "a physical server's disks are its own; attach storage over the network",
+            "snapshots": "a physical server's disks are its own; Redfish takes no snapshots",
             "migrate": "a physical server is its own host; it cannot move to another",
             "live_migrate": "a physical server is its own host; it cannot move to another",
         },

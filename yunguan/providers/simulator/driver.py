@@ -9,10 +9,11 @@ same run fails the same way every time. For demos, scale benchmarks and fault te
 import hashlib
 import time
 from datetime import timedelta
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from yunguan.core.clock import now
 from yunguan.core.db import get_database
@@ -24,14 +25,16 @@ from yunguan.providers.base import (
     STOPPED,
     Capability,
     Collected,
+    Disk,
     HostFacts,
     InstanceSpec,
     Machine,
     MachineNotFound,
     ProviderError,
+    VolumeSpec,
     capabilities,
 )
-from yunguan.providers.models import SimulatedMachine
+from yunguan.providers.models import SimulatedDisk, SimulatedMachine
 
 Operation = Literal[OPERATIONS]  # type: ignore[valid-type]
 Realm = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
@@ -58,7 +61,17 @@ class Secret(Input):
 class SimulatorDriver:
     kind: ClassVar[str] = "simulator"
     capabilities: ClassVar[dict[str, Capability]] = capabilities(
-        supported=("create", "start", "stop", "reboot", "delete", "console_log", "collect"),
+        supported=(
+            "create",
+            "start",
+            "stop",
+            "reboot",
+            "delete",
+            "console_log",
+            "collect",
+            "volumes",
+            "snapshots",
+        ),
         unsupported={
             "resize": "not simulated yet",
             "migrate": "not simulated yet",
@@ -176,6 +189,99 @@ class SimulatorDriver:
         with get_database().session(write=False) as session:
             text = session.get(SimulatedMachine, external_id).console  # type: ignore[union-attr]
         return text + (f"{machine.name} login:\n" if machine.state == RUNNING else "")
+
+    # --- volumes and snapshots ------------------------------------------------------------
+
+    def _disk(self, row: SimulatedDisk) -> Disk:
+        return Disk(
+            external_id=row.external_id,
+            size_gb=row.size_gb,
+            volume_id=row.our_id,
+            attached_to=row.attached_to,
+            device=row.device,
+        )
+
+    def _disk_row(self, session: Session, external_id: str, kind: str = "volume") -> SimulatedDisk:
+        row = session.get(SimulatedDisk, external_id)
+        if row is None or row.realm != self.config.realm or row.kind != kind:
+            raise MachineNotFound(f"no simulated {kind} {external_id}")
+        return row
+
+    def _new_disk(self, operation: str, our_id: str, **values: Any) -> SimulatedDisk:
+        """Insert once per ``our_id``: a retried call finds the first one's row."""
+        self._call(operation, our_id)
+        external_id = f"{self.config.realm}-{our_id}"
+        with get_database().session() as session:
+            row = session.get(SimulatedDisk, external_id)
+            if row is None:
+                row = SimulatedDisk(
+                    external_id=external_id, realm=self.config.realm, our_id=our_id, **values
+                )
+                session.add(row)
+                session.flush()
+            session.expunge(row)
+            return row
+
+    def create_volume(self, spec: VolumeSpec) -> Disk:
+        return self._disk(self._new_disk("volumes", spec.volume_id, size_gb=spec.size_gb))
+
+    def get_volume(self, external_id: str) -> Disk:
+        with get_database().session(write=False) as session:
+            return self._disk(self._disk_row(session, external_id))
+
+    def attach_volume(self, machine_id: str, volume_id: str) -> str:
+        self._call("volumes", volume_id)
+        self.get_instance(machine_id)
+        with get_database().session() as session:
+            row = self._disk_row(session, volume_id)
+            if row.attached_to not in (None, machine_id):
+                raise ProviderError(f"{volume_id} is attached to {row.attached_to}")
+            if row.attached_to is None:
+                taken = set(
+                    session.scalars(
+                        select(SimulatedDisk.device).where(SimulatedDisk.attached_to == machine_id)
+                    )
+                )
+                row.device = next(f"vd{c}" for c in "bcdefghijklmnop" if f"vd{c}" not in taken)
+                row.attached_to = machine_id
+            return row.device  # type: ignore[return-value]
+
+    def detach_volume(self, machine_id: str, volume_id: str) -> None:
+        self._call("volumes", volume_id)
+        with get_database().session() as session:
+            row = self._disk_row(session, volume_id)
+            if row.attached_to == machine_id:
+                row.attached_to = row.device = None
+
+    def extend_volume(self, volume_id: str, size_gb: int) -> None:
+        self._call("volumes", volume_id)
+        with get_database().session() as session:
+            row = self._disk_row(session, volume_id)
+            row.size_gb = max(row.size_gb, size_gb)
+
+    def delete_volume(self, volume_id: str) -> None:
+        self._call("volumes", volume_id)
+        with get_database().session() as session:
+            row = session.get(SimulatedDisk, volume_id)
+            if row is not None and row.attached_to is not None:
+                raise ProviderError(f"{volume_id} is attached to {row.attached_to}")
+            if row is not None:
+                session.delete(row)
+
+    def create_snapshot(self, volume_id: str, snapshot_id: str) -> str:
+        with get_database().session(write=False) as session:
+            size = self._disk_row(session, volume_id).size_gb
+        made = self._new_disk("snapshots", snapshot_id, kind="snapshot", size_gb=size)
+        return made.external_id
+
+    def delete_snapshot(self, external_id: str) -> None:
+        self._call("snapshots", external_id)
+        with get_database().session() as session:
+            session.execute(
+                delete(SimulatedDisk).where(
+                    SimulatedDisk.external_id == external_id, SimulatedDisk.kind == "snapshot"
+                )
+            )
 
     # --- inventory -------------------------------------------------------------------------
 
