@@ -390,9 +390,16 @@ def test_provider_and_instance_commands(run, root_id: str) -> None:
         )
     )
     assert made["state"] == "running" and made["zone_id"] == zone["id"]
+    moved = _json(run("instance", "migrate", made["id"], "--live", "-o", "json"))
+    assert moved["state"] == "succeeded"
     stopped = _json(run("instance", "stop", made["id"], "-o", "json"))
     assert stopped["state"] == "succeeded"
     assert _json(run("instance", "show", made["id"], "-o", "json"))["state"] == "stopped"
+    bigger = _json(
+        run("flavor", "create", "m2", "--vcpus", "3", "--memory-mb", "2048", "-o", "json")
+    )
+    run("instance", "resize", made["id"], "--flavor", bigger["id"])
+    assert _json(run("instance", "show", made["id"], "-o", "json"))["vcpus"] == 3
     assert "cli-vm" in run("instance", "console", made["id"])
     assert "instance.stopped" in run("instance", "events", made["id"])
     volume = _json(

@@ -300,3 +300,72 @@ def test_a_simulator_keeps_its_realm(admin: Api, place: dict) -> None:
         admin.patch(f"/providers/{provider['id']}", {"config": {"hosts": 4, "realm": "other"}})
     )
     assert changed["config"]["realm"] == provider["config"]["realm"]
+
+
+def change(api: Api, instance_id: str, action: str, **fields) -> dict:
+    body = {"action": action, **fields}
+    accepted = api.ok(api.post(f"/instances/{instance_id}/actions", body), 202)
+    assert accepted["resource"]["state"] in ("resizing", "migrating")
+    return wait_operation(api, accepted["operation"]["id"])
+
+
+def test_resize_a_stopped_instance(
+    admin: Api, db: Database, member: Api, team: dict, place: dict
+) -> None:
+    instance = created(member, place)
+    bigger = admin.ok(
+        admin.post("/flavors", {"name": "s4", "vcpus": 4, "memory_mb": 8192, "disk_gb": 40}), 201
+    )
+    running = member.post(
+        f"/instances/{instance['id']}/actions", {"action": "resize", "flavor_id": bigger["id"]}
+    )
+    assert running.status_code == 409 and running.json()["code"] == "invalid-state"
+    act(member, instance["id"], "stop")
+    assert change(member, instance["id"], "resize", flavor_id=bigger["id"])["state"] == "succeeded"
+    resized = member.ok(member.get(f"/instances/{instance['id']}"))
+    assert (resized["state"], resized["flavor_id"], resized["vcpus"]) == (
+        "stopped",
+        bigger["id"],
+        4,
+    )
+    assert resized["disk_gb"] == 40
+    host = admin.ok(admin.get(f"/hosts/{resized['host_id']}"))
+    assert (host["used_vcpus"], host["used_memory_mb"]) == (4, 8192)
+    listed = admin.ok(admin.get("/quotas/reservations", params={"tenant_id": team["id"]}))
+    (held_now,) = instance_reservations(listed["items"])
+    assert held_now["amounts"] == {"instances": 1, "vcpus": 4, "memory_mb": 8192}
+    with db.session(write=False) as session:
+        machine = session.scalars(
+            select(SimulatedMachine).where(SimulatedMachine.instance_id == instance["id"])
+        ).one()
+    assert (machine.vcpus, machine.memory_mb) == (4, 8192)
+    set_limit(admin, team["id"], "vcpus", guarantee=4, cap=4)
+    huge = admin.ok(admin.post("/flavors", {"name": "s8", "vcpus": 8, "memory_mb": 8192}), 201)
+    refused = member.post(
+        f"/instances/{instance['id']}/actions", {"action": "resize", "flavor_id": huge["id"]}
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "quota-exceeded"
+    assert member.ok(member.get(f"/instances/{instance['id']}"))["state"] == "stopped"
+
+
+def test_migrate_and_live_migrate_move_the_instance_and_its_port(
+    admin: Api, member: Api, place: dict, vxnet: dict
+) -> None:
+    instance = created(member, place)
+    first_host = instance["host_id"]
+    assert change(member, instance["id"], "live-migrate")["state"] == "succeeded"
+    moved = member.ok(member.get(f"/instances/{instance['id']}"))
+    assert moved["state"] == "running" and moved["host_id"] != first_host
+    assert moved["ip"] == instance["ip"] and moved["mac"] == instance["mac"]
+    port = member.ok(member.get(f"/ports/{moved['port_id']}"))
+    assert port["host_id"] == moved["host_id"]
+    hosts = {h["id"]: h for h in admin.ok(admin.get("/hosts", params={"limit": 100}))["items"]}
+    assert hosts[first_host]["used_vcpus"] == 0 and hosts[moved["host_id"]]["used_vcpus"] == 2
+    cold = member.post(f"/instances/{instance['id']}/actions", {"action": "migrate"})
+    assert cold.status_code == 409  # a cold migration needs it stopped
+    act(member, instance["id"], "stop")
+    assert change(member, instance["id"], "migrate")["state"] == "succeeded"
+    again = member.ok(member.get(f"/instances/{instance['id']}"))
+    assert again["state"] == "stopped" and again["host_id"] != moved["host_id"]
+    claims = admin.ok(admin.get("/placement/claims", params={"tenant_id": again["tenant_id"]}))
+    assert [c["host_id"] for c in claims["items"]] == [again["host_id"]]

@@ -152,9 +152,11 @@ def instance_action(
     item_id: ResourceId,
     body: schemas.InstanceAction,
 ):
-    """``start``, ``stop`` or ``reboot``: 202 with the operation to follow."""
+    """``start``, ``stop``, ``reboot``, ``resize`` (with ``flavor_id``), ``migrate`` or
+    ``live-migrate``: 202 with the operation to follow."""
     start = compute.request_action
-    return started(request, response, Out, start, principal, item_id, body.action)
+    flavor_id = body.flavor_id or ""
+    return started(request, response, Out, start, principal, item_id, body.action, flavor_id)
 
 
 @router.get(

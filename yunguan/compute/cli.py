@@ -135,6 +135,30 @@ for _name in ("start", "stop", "reboot"):
     _action(_name)
 
 
+@instance.command("resize")
+def instance_resize(
+    instance_id: str,
+    flavor: Annotated[str, Opt(help="the new flavor id")],
+    wait: Wait = True,
+    output: OutputOption = Format.table,
+) -> None:
+    """Resize a stopped instance to another flavor."""
+    body = {"action": "resize", "flavor_id": flavor}
+    _long("post", f"/instances/{instance_id}/actions", body, wait, output)
+
+
+@instance.command("migrate")
+def instance_migrate(
+    instance_id: str,
+    live: Annotated[bool, Opt(help="while it runs (else it must be stopped)")] = False,
+    wait: Wait = True,
+    output: OutputOption = Format.table,
+) -> None:
+    """Move an instance to another host of its provider."""
+    body = {"action": "live-migrate" if live else "migrate"}
+    _long("post", f"/instances/{instance_id}/actions", body, wait, output)
+
+
 @instance.command("delete")
 def instance_delete(instance_id: str, wait: Wait = True, output: OutputOption = Format.table):
     """Delete an instance: its machine, port, placement and quota are given back."""

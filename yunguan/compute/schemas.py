@@ -114,7 +114,11 @@ class InstanceUpdate(Input):
 
 
 class InstanceAction(Input):
-    action: Literal["start", "stop", "reboot"]
+    """``resize`` (stopped; with ``flavor_id``), ``migrate`` (stopped) and ``live-migrate``
+    (running) go where the provider can; power actions need nothing else."""
+
+    action: Literal["start", "stop", "reboot", "resize", "migrate", "live-migrate"]
+    flavor_id: Identifier | None = Field(None, description="resize: the new flavor")
 
 
 class InstanceOut(Output):

@@ -44,6 +44,7 @@ from yunguan.providers import base as drivers
 from yunguan.providers import registry
 from yunguan.providers.models import Provider
 from yunguan.quota import service as quota
+from yunguan.scheduler import service as scheduler
 from yunguan.workflows.models import Operation
 from yunguan.workflows.service import create_operation
 
@@ -56,6 +57,7 @@ ACTIONS = {
     "reboot": ("running", "rebooting"),
 }
 CREATE, POWER, DELETE = "instance.create", "instance.power", "instance.delete"
+CHANGE = "instance.change"
 METER = "instance.running"
 
 
@@ -301,8 +303,10 @@ def _locked(session: Session, principal: Principal, instance_id: str) -> Instanc
 
 
 def request_action(
-    session: Session, principal: Principal, instance_id: str, action: str
+    session: Session, principal: Principal, instance_id: str, action: str, flavor_id: str = ""
 ) -> tuple[Instance, Operation]:
+    if action in CHANGES:
+        return _request_change(session, principal, instance_id, action, flavor_id)
     instance = _locked(session, principal, instance_id)
     start_state, busy_state = ACTIONS[action]
     if instance.state != start_state:
@@ -312,6 +316,63 @@ def request_action(
         )
     instance.state = busy_state
     return instance, start_work(session, principal, instance, POWER, action=action)
+
+
+# action -> (the state it starts from, the state while it runs, the provider capability)
+CHANGES = {
+    "resize": ("stopped", "resizing", "resize"),
+    "migrate": ("stopped", "migrating", "migrate"),
+    "live-migrate": ("running", "migrating", "live_migrate"),
+}
+
+
+def _request_change(
+    session: Session, principal: Principal, instance_id: str, action: str, flavor_id: str
+) -> tuple[Instance, Operation]:
+    """Resize (quota and the host's claim change now; both change back if the provider
+    refuses) or move to another host."""
+    instance = _locked(session, principal, instance_id)
+    start_state, busy_state, capability = CHANGES[action]
+    if instance.state != start_state:
+        raise Conflict(
+            f"instance {instance.id} is {instance.state}; {action} needs it {start_state}",
+            code="invalid-state",
+        )
+    provider = session.get(Provider, instance.provider_id)
+    if provider is None or not registry.supports(provider.kind, capability):
+        raise Conflict(f"instance {instance.id}'s provider cannot {action}", code="unsupported")
+    params: dict[str, Any] = {"action": action, "resting": instance.state}
+    if action == "resize":
+        params |= _resize_now(session, principal, instance, flavor_id)
+    instance.state = busy_state
+    return instance, start_work(session, principal, instance, CHANGE, **params)
+
+
+def _resize_now(
+    session: Session, principal: Principal, instance: Instance, flavor_id: str
+) -> dict[str, Any]:
+    """Hold the new size's quota and host capacity; what to restore if the provider refuses."""
+    if not flavor_id:
+        raise BadRequest("resize needs 'flavor_id'", code="invalid-field")
+    flavor = get_flavor(session, principal, flavor_id)
+    if flavor.baremetal or flavor.id == instance.flavor_id:
+        raise BadRequest(f"flavor {flavor.id} is not another VM size", code="invalid-field")
+    before = {"flavor_id": instance.flavor_id, "vcpus": instance.vcpus}
+    before |= {"memory_mb": instance.memory_mb, "disk_gb": instance.disk_gb}
+    disk_gb = max(flavor.disk_gb, instance.disk_gb)  # disks grow, never shrink
+    hold(session, instance, {"vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb}, disk_gb)
+    return {"before": before, "flavor_id": flavor.id, "disk_gb": disk_gb}
+
+
+def hold(session: Session, instance: Instance, size: dict[str, int], disk_gb: int) -> None:
+    """Quota and the claim on its host at ``size``: all of it, or a 409 and nothing."""
+    if instance.reservation_id is not None:
+        quota.release(session, instance.reservation_id)
+    instance.reservation_id = quota.charge(
+        session, instance.tenant_id, {"instances": 1, **size}, consumer_id=instance.id
+    ).id
+    if instance.claim_id is not None:
+        scheduler.resize(session, instance.claim_id, size["vcpus"], size["memory_mb"], disk_gb)
 
 
 def request_delete(

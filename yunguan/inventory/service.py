@@ -671,7 +671,7 @@ _GIVE_BACK_POOL = (
 )
 
 
-def _amounts(host_id: str, amounts: Sequence[int]) -> dict[str, Any]:
+def _amounts(host_id: str, amounts: Sequence[int], count: int = 1) -> dict[str, Any]:
     vcpus, memory, disk, gpus = amounts
     return {
         "p_host": host_id,
@@ -679,17 +679,20 @@ def _amounts(host_id: str, amounts: Sequence[int]) -> dict[str, Any]:
         "p_memory": memory,
         "p_disk": disk,
         "p_gpus": gpus,
-        "p_count": 1,
+        "p_count": count,
     }
 
 
-def take(session: Session, host_id: str, amounts: Sequence[int], whole: bool) -> Row | None:
+def take(
+    session: Session, host_id: str, amounts: Sequence[int], whole: bool, count: int = 1
+) -> Row | None:
     """Add ``amounts`` (vcpus, memory, local disk, gpus) to a host if it stays within its
     limits and is enabled — one conditional UPDATE, so concurrent claims cannot overfill it.
-    ``whole`` takes a bare-metal node: only when it holds nothing, all of it."""
+    ``whole`` takes a bare-metal node: only when it holds nothing, all of it. ``count`` 0:
+    an existing claim grows (or shrinks, with negative amounts)."""
     if whole:
         return session.execute(_TAKE_WHOLE, {"p_host": host_id}).one_or_none()
-    return session.execute(_TAKE, _amounts(host_id, amounts)).one_or_none()
+    return session.execute(_TAKE, _amounts(host_id, amounts, count)).one_or_none()
 
 
 def give_back(session: Session, host_id: str, amounts: Sequence[int]) -> Row | None:

@@ -207,6 +207,15 @@ class Driver(Protocol):
 
     def console_log(self, external_id: str) -> str: ...
 
+    def resize_instance(self, external_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> None:
+        """A stopped machine takes the new size (capability ``resize``)."""
+        ...
+
+    def migrate_instance(self, external_id: str, host: str, live: bool) -> None:
+        """Move the machine to the provider's host ``host``: stopped, or running when ``live``
+        (capabilities ``migrate`` and ``live_migrate``)."""
+        ...
+
     def collect(self) -> Collected:
         """Hosts with their capacity and every machine the provider has."""
         ...

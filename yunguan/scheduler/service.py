@@ -9,6 +9,7 @@ re-read every ``RESYNC_SECONDS`` (other processes' claims) or before saying "no 
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -192,10 +193,12 @@ def _no_valid_host(session: Session, decision: Decision) -> NoValidHost:
     return NoValidHost(answer["reason"], filters=answer["filters"])
 
 
-def claim(session: Session, principal: Principal, data: ClaimCreate) -> Claim:
+def claim(
+    session: Session, principal: Principal, data: ClaimCreate, exclude: Sequence[str] = ()
+) -> Claim:
     """Place a request and hold the capacity. A consumer that already holds a claim gets
     that claim back (so a retried provisioning step never claims twice), if it is the same
-    request."""
+    request. ``exclude``: hosts it may not go to (the one a migration leaves)."""
     require(principal, WRITE)
     if data.consumer_id is not None:
         held = session.scalars(select(Claim).where(Claim.consumer_id == data.consumer_id)).first()
@@ -203,7 +206,7 @@ def claim(session: Session, principal: Principal, data: ClaimCreate) -> Claim:
             return _same_claim(held, data)
     demand = _demand(session, principal, data, lock_group=True)
     table = host_table(session)
-    tried: set[str] = set()
+    tried: set[str] = set(exclude)
     for attempt in range(MAX_ATTEMPTS):
         decision = _decide(session, table, demand, tried, reserve=True)
         if decision.host is None:
@@ -319,6 +322,29 @@ def release(session: Session, claim_id: str) -> bool:
         with table.lock:
             table.set_usage([row])
     return True
+
+
+def resize(session: Session, claim_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> Claim:
+    """Change a claim's size on its host (a resized instance stays where it is): the
+    difference is taken or given back in one conditional UPDATE; 409 when it does not fit."""
+    held = session.scalars(
+        select(Claim).where(Claim.id == claim_id).with_for_update()
+    ).one_or_none()
+    if held is None or held.baremetal:
+        raise Conflict(f"claim {claim_id} cannot be resized", code="invalid-state")
+    disk = disk_gb - held.disk_gb
+    delta = (vcpus - held.vcpus, memory_mb - held.memory_mb, 0 if held.pool_id else disk, 0)
+    row = inventory.take(session, held.host_id, delta, whole=False, count=0)
+    if row is None:
+        raise NoValidHost(f"host {held.host_id} has no room for the new size")
+    if held.pool_id and disk and inventory.take_pool(session, held.pool_id, disk) is None:
+        raise NoValidHost(f"storage pool {held.pool_id} has no room for the new disk")
+    held.vcpus, held.memory_mb, held.disk_gb = vcpus, memory_mb, disk_gb
+    table = _tables.get(str(session.get_bind().url))
+    if table is not None:
+        with table.lock:
+            table.set_usage([row])
+    return held
 
 
 def release_by_request(session: Session, principal: Principal, claim_id: str) -> None:

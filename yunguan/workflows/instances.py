@@ -460,8 +460,104 @@ def delete_instance(operation_id: str) -> str:
     return "failed"
 
 
+# --- resize and migration --------------------------------------------------------------------
+
+
+@step
+def _target(operation_id: str, instance_id: str) -> dict[str, Any]:
+    """A migration's new host: a claim of the same size anywhere but where it runs."""
+    with _session() as session:
+        advance(operation_id, state="running", step="placement", progress=20, session=session)
+        instance = session.get(Instance, instance_id)
+        flavor = session.get(Flavor, instance.flavor_id)  # type: ignore[union-attr]
+        wanted = _claim_request(instance, flavor).model_copy(update={"consumer_id": operation_id})  # type: ignore[arg-type]
+        try:
+            claim = scheduler.claim(session, SYSTEM, wanted, exclude=[instance.host_id])  # type: ignore[list-item]
+        except scheduler.NoValidHost as exc:
+            return {"error": f"placement: {exc.detail}"}
+        host = session.get(Host, claim.host_id)
+        return {"claim_id": claim.id, "host_id": claim.host_id, "host": host.external_id}  # type: ignore[union-attr]
+
+
+@step
+def _change(operation_id: str, instance_id: str, params: dict, target: dict) -> str | None:
+    """The provider's part: resize the stopped machine, or move it."""
+    with _session() as session:
+        advance(operation_id, state="running", step=params["action"], progress=50, session=session)
+        instance = session.get(Instance, instance_id)
+        driver, external_id = _driver(session, instance), instance.external_id  # type: ignore[arg-type,union-attr]
+        flavor = session.get(Flavor, params.get("flavor_id") or instance.flavor_id)  # type: ignore[union-attr]
+    try:
+        if params["action"] == "resize":
+            driver.resize_instance(external_id, flavor.vcpus, flavor.memory_mb, params["disk_gb"])  # type: ignore[union-attr]
+        else:
+            driver.migrate_instance(external_id, target["host"], params["action"] == "live-migrate")
+    except ProviderError as exc:
+        if exc.transient:
+            raise
+        return f"provider: {exc}"
+    return None
+
+
+@step
+def _changed(operation_id: str, instance_id: str, params: dict, target: dict) -> None:
+    with _session() as session:
+        instance = compute.lock(session, instance_id)
+        if params["action"] == "resize":
+            flavor = session.get(Flavor, params["flavor_id"])
+            instance.flavor_id, instance.disk_gb = flavor.id, params["disk_gb"]  # type: ignore[union-attr]
+            instance.vcpus, instance.memory_mb = flavor.vcpus, flavor.memory_mb  # type: ignore[union-attr]
+            done = f"resized to {flavor.name}"  # type: ignore[union-attr]
+        else:
+            scheduler.release(session, instance.claim_id)  # type: ignore[arg-type]
+            instance.claim_id, instance.host_id = target["claim_id"], target["host_id"]
+            if instance.port_id is not None:  # the SDN controller moves its entries
+                ports.update_port(
+                    session, SYSTEM, instance.port_id, PortUpdate(host_id=target["host_id"])
+                )
+            done = f"moved to host {target['host_id']}"
+        compute.settle(session, instance, params["resting"], done)
+        advance(operation_id, state="succeeded", step="done", progress=100, session=session)
+
+
+@step
+def _unchanged(
+    operation_id: str, instance_id: str, params: dict, target: dict, reason: str
+) -> None:
+    """The provider refused: the size (quota, claim) or the new host's claim is given back."""
+    with _session() as session:
+        instance = compute.lock(session, instance_id)
+        if params["action"] == "resize":
+            before = params["before"]
+            size = {"vcpus": before["vcpus"], "memory_mb": before["memory_mb"]}
+            compute.hold(session, instance, size, before["disk_gb"])
+        elif "claim_id" in target:
+            scheduler.release(session, target["claim_id"])
+        compute.settle(session, instance, params["resting"], f"{params['action']} failed: {reason}")
+        advance(operation_id, state="failed", error=reason[:2000], session=session)
+
+
+@DBOS.workflow()
+def change_instance(operation_id: str) -> str:
+    operation = load(operation_id)
+    instance_id, params = operation.target_id, operation.params  # type: ignore[union-attr]
+    target: dict[str, Any] = {}
+    try:
+        if params["action"] != "resize":
+            target = _target(operation_id, instance_id)
+            _go_on(target.get("error"))
+        _go_on(_change(operation_id, instance_id, params, target))
+        _changed(operation_id, instance_id, params, target)
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
+        _unchanged(operation_id, instance_id, params, target, reason)
+        return "failed"
+    return params["action"]
+
+
 WORKFLOWS = {
     compute.CREATE: create_instance,
     compute.POWER: power_instance,
     compute.DELETE: delete_instance,
+    compute.CHANGE: change_instance,
 }

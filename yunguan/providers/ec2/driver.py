@@ -523,10 +523,16 @@ class Ec2Driver:
         self._call("stop_instances", InstanceIds=[external_id])
 
     def resize_instance(
-        self, external_id: str, vcpus: int, memory_mb: int, ex: Mapping[str, Any] | None = None
+        self,
+        external_id: str,
+        vcpus: int,
+        memory_mb: int,
+        disk_gb: int = 0,
+        ex: Mapping[str, Any] | None = None,
     ) -> Machine:
         """Change the instance type (``ex['instance_type']`` or the smallest that fits); EC2
-        does this only while the machine is stopped."""
+        does this only while the machine is stopped. The root volume keeps its size
+        (``disk_gb`` is not applied: grow data volumes instead)."""
         raw = self._live(external_id)
         state = raw["State"]["Name"]
         if state != "stopped":

@@ -71,13 +71,11 @@ class SimulatorDriver:
             "collect",
             "volumes",
             "snapshots",
+            "resize",
+            "migrate",
+            "live_migrate",
         ),
-        unsupported={
-            "resize": "not simulated yet",
-            "migrate": "not simulated yet",
-            "live_migrate": "not simulated yet",
-            "boot_device": "simulated machines have no firmware",
-        },
+        unsupported={"boot_device": "simulated machines have no firmware"},
     )
 
     def __init__(self, config: Config, secret: Secret) -> None:
@@ -173,6 +171,20 @@ class SimulatorDriver:
 
     def reboot_instance(self, external_id: str) -> None:
         self._set("reboot", external_id, power="on", running_at=self._boot_done())
+
+    def resize_instance(self, external_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> None:
+        if self.get_instance(external_id).state != STOPPED:
+            raise ProviderError(f"{external_id} is running; stop it to resize")
+        self._set("resize", external_id, vcpus=vcpus, memory_mb=memory_mb)
+
+    def migrate_instance(self, external_id: str, host: str, live: bool) -> None:
+        state = self.get_instance(external_id).state
+        if live != (state == RUNNING):
+            raise ProviderError(
+                f"{external_id} is {state}: {'live' if live else 'cold'} "
+                "migration needs it " + ("running" if live else "stopped")
+            )
+        self._set("live_migrate" if live else "migrate", external_id, host=host)
 
     def delete_instance(self, external_id: str) -> None:
         self._call("delete", external_id)
