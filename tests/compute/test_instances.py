@@ -292,6 +292,12 @@ def test_sync_leaves_instances_changed_since_the_collect_began(
     assert gone["state"] == "error" and gone["power_state"] == "unknown"
     usage = member.ok(member.get("/usage-events", params={"resource_id": instance["id"]}))
     assert [u["action"] for u in usage["items"]] == ["start", "stop"]  # billing stops
+    hosts = admin.ok(admin.get("/hosts", params={"cluster_id": place["cluster"]["id"]}))
+    assert {(h["state"], h["power_state"]) for h in hosts["items"]} == {("disabled", "unknown")}
+    synced = admin.post(f"/providers/{place['provider']['id']}/actions", {"action": "sync"})
+    wait_operation(admin, admin.ok(synced, 202)["operation"]["id"])
+    hosts = admin.ok(admin.get("/hosts", params={"cluster_id": place["cluster"]["id"]}))
+    assert {(h["state"], h["power_state"]) for h in hosts["items"]} == {("enabled", "on")}
 
 
 def test_a_simulator_keeps_its_realm(admin: Api, place: dict) -> None:

@@ -742,8 +742,8 @@ def sync_provider_hosts(
     """Make the cluster's hosts match what a provider reports (each a dict of the host's
     fields plus ``external_id``, ``name``, ``hypervisor`` and ``traits``): new ones are added,
     known ones take the reported hardware and power state, vanished ones are marked
-    ``power_state=unknown`` (their placements stay). The placement tables reload only when
-    something changed."""
+    ``power_state=unknown`` and disabled (their placements stay; back, they are enabled).
+    The placement tables reload only when something changed."""
     cluster = session.get(Cluster, cluster_id)
     if cluster is None:
         raise NotFound(f"cluster {cluster_id} not found")
@@ -757,6 +757,8 @@ def sync_provider_hosts(
         host = known.pop(fact["external_id"], None)
         values = {k: fact[k] for k in _REPORTED if k in fact}
         values["traits"] = sorted({*fact.get("traits", ()), MANAGED_TRAIT})
+        if host is not None and host.power_state == "unknown" and host.state == "disabled":
+            values["state"] = "enabled"  # back after it vanished (which disabled it)
         if host is None:
             added.append(
                 {
@@ -773,9 +775,9 @@ def sync_provider_hosts(
                 setattr(host, key, value)
             _set_limits(cluster, host)
             changed += 1
-    for host in known.values():
+    for host in known.values():  # vanished: nothing new goes there until it is back
         if host.power_state != "unknown":
-            host.power_state, changed = "unknown", changed + 1
+            host.power_state, host.state, changed = "unknown", "disabled", changed + 1
     if added:
         insert_hosts(session, added)
     elif changed:
