@@ -26,7 +26,11 @@ case "${1:-runtime}" in
     need_cmd libvirtd libvirt-daemon-system
     need_cmd qemu-system-x86_64 qemu-system-x86
     need_cmd qemu-img qemu-utils
-    need_pkg busybox-static ;;
+    need_pkg busybox-static
+    # the data plane's tests: hosts and VMs in network namespaces
+    need_cmd nft nftables
+    need_cmd ping iputils-ping
+    need_cmd tcpdump tcpdump ;;
   runtime) ;;
   *) echo "usage: $0 runtime|test|bench" >&2; exit 2 ;;
 esac

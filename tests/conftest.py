@@ -178,9 +178,9 @@ def workflows(settings: Settings, migrated: dict[str, str]) -> Iterator[None]:
 
 
 class LiveServer:
-    def __init__(self, app) -> None:
+    def __init__(self, app, port: int = 0) -> None:
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -335,7 +335,7 @@ def test_network_commands(run, root_id: str) -> None:
     tree = run("vpc", "topology", vpc["id"])
     assert "10.3.1.0/24" in tree and f"eip {eip['address']}" in tree
     document = _json(run("sdn", "document", host["id"]))
-    assert document["vpcs"][0]["local_ports"][0]["eip"] == eip["address"]
+    assert document["vpcs"][0]["local_ports"][0]["eip"]["address"] == eip["address"]
     assert "no change" in run("sdn", "document", host["id"], "--since", str(document["version"]))
     bad = run("vxnet", "create", "x", "--vpc", vpc["id"], "--cidr", "10.4.0.0/24", expect=1)
     assert "not inside" in bad

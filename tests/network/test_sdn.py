@@ -145,7 +145,7 @@ def test_documents_are_versioned_and_long_polled(admin: Api, root_id: str) -> No
     (group_rules,) = doc["security_groups"].values()
     assert group_rules[0]["port_min"] == 80 and group_rules[1]["remote_ips"] == [nic["ip"]]
     local = {p["ip"]: p for p in doc["vpcs"][0]["local_ports"]}
-    assert local[nic["ip"]]["eip"] == eip["address"]
+    assert local[nic["ip"]]["eip"]["address"] == eip["address"]
     # agents only: a tenant member reads no documents and reports nothing
     assert member.get(path).status_code == 403
     assert member.post(f"/sdn/hosts/{hosts[1]}/learn", {"destinations": []}).status_code == 403

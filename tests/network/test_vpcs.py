@@ -21,7 +21,7 @@ def test_vpcs_of_different_tenants_may_use_the_same_addresses(admin: Api, root_i
 
 
 def test_bad_networks_get_clear_errors(admin: Api, root_id: str) -> None:
-    site = sdn_zone(admin, vnis=(100, 102))
+    site = sdn_zone(admin, vnis=(100, 103))  # the VPC's transit segment and three vxnets
     zone_id = site["zone"]["id"]
     for cidr, code in (
         ("10.0.0.0/8", "bad-cidr"),  # too large

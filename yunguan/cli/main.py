@@ -116,6 +116,36 @@ def worker() -> None:
     engine.shutdown()
 
 
+@app.command()
+def agent(
+    host_id: Annotated[str, typer.Option(help="this host's id in the inventory")],
+    url: Annotated[str, typer.Option(envvar="YUNGUAN_AGENT_URL", help="the controller")],
+    username: Annotated[str, typer.Option(envvar="YUNGUAN_AGENT_USERNAME")],
+    password: Annotated[str, typer.Option(envvar="YUNGUAN_AGENT_PASSWORD", hide_input=True)],
+    plug: Annotated[str, typer.Option(help="tap (libvirt guests) or netns (netns VMs)")] = "tap",
+    uplink_bridge: Annotated[
+        str | None, typer.Option(help="the host's bridge to the public network (EIPs)")
+    ] = None,
+    host_netns: Annotated[
+        str | None, typer.Option(help="the namespace with the underlay (default: this one)")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="prefix of the router namespaces")] = "yg",
+) -> None:
+    """Run the data-plane agent of one hypervisor host (root)."""
+    from yunguan.dataplane.agent import Agent, Controller
+    from yunguan.dataplane.kernel import Kernel
+
+    if plug not in ("tap", "netns"):
+        raise typer.BadParameter("tap or netns", param_hint="--plug")
+    configure_logging(get_settings().log_level)
+    kernel = Kernel(host_netns=host_netns, prefix=prefix, uplink_bridge=uplink_bridge)
+    runner = Agent(host_id, Controller(url, username, password), kernel, plug=plug)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        runner.run(stop)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply schema migrations."""

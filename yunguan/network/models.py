@@ -136,6 +136,8 @@ class Vpc(Timestamps, Base):
     cidr: Mapped[str] = mapped_column(String(64))
     router_mac: Mapped[str] = mapped_column(String(17))
     routing_mode: Mapped[str] = mapped_column(String(8), default="ondemand")
+    # the routers' own VXLAN segment (to gateway and SNAT hosts), taken with the first vxnet
+    transit_vni: Mapped[int | None]
     description: Mapped[str] = mapped_column(String(1024), default="")
     # SDN versions from the controller's sequence: any port / the layout (vxnets, EIPs)
     ports_version: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -156,6 +156,7 @@ def delete_vpc(session: Session, principal: Principal, vpc_id: str) -> None:
     session.flush()
     session.delete(vpc)
     _flush_delete(session, f"vpc {vpc.id}")
+    pools.free_segment(session, vpc.id)
     quota.refund(session, vpc.id)
     audit.note(target_type="vpc", target_id=vpc.id, tenant_id=vpc.tenant_id)
 
@@ -211,6 +212,8 @@ def create_vxnet(session: Session, principal: Principal, data: VxnetCreate) -> V
     vxnet_id = new_id("vxnet")
     quota.charge(session, vpc.tenant_id, {"vxnets": 1}, consumer_id=vxnet_id)
     vni = pools.take_segment(session, vpc.zone_id, "vxlan", vxnet_id)
+    if vpc.transit_vni is None:
+        vpc.transit_vni = pools.take_segment(session, vpc.zone_id, "vxlan", vpc.id)
     pool = pools.new_pool(
         session,
         name=vxnet_id,

@@ -102,8 +102,8 @@ class Snapshot:
     local: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     full_tables: dict[str, list[tables.Entry]] = field(default_factory=dict)
     learned: dict[tuple[str, str], list[Any]] = field(default_factory=lambda: defaultdict(list))
-    nat: dict[str, str] = field(default_factory=dict)  # port id -> EIP
-    snat: dict[str, str] = field(default_factory=dict)  # vpc id -> EIP
+    nat: dict[str, dict] = field(default_factory=dict)  # port id -> its EIP
+    snat: dict[str, dict] = field(default_factory=dict)  # vpc id -> its SNAT EIP
     groups: dict[str, list[dict]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -177,15 +177,18 @@ class Snapshot:
             self.vteps[host_id] = address
 
     def _load_nat(self, session: Session, vpc_ids: set[str]) -> None:
-        for port_id, vpc_id, address in session.execute(
-            select(Eip.port_id, Eip.vpc_id, Eip.address).where(
-                (Eip.port_id.is_not(None)) | Eip.vpc_id.in_(vpc_ids)
-            )
-        ):
+        rows = session.execute(
+            select(Eip.port_id, Eip.vpc_id, Eip.address, IpPool.cidr, IpPool.gateway)
+            .join(IpPool, IpPool.id == Eip.ip_pool_id)
+            .where((Eip.port_id.is_not(None)) | Eip.vpc_id.in_(vpc_ids))
+        )
+        for port_id, vpc_id, address, cidr, gateway in rows:
+            # what a router needs to hold the address on its public side
+            public = {"address": address, "prefix": int(cidr.split("/")[1]), "gateway": gateway}
             if port_id is not None:
-                self.nat[port_id] = address
+                self.nat[port_id] = public
             else:
-                self.snat[vpc_id] = address
+                self.snat[vpc_id] = public
 
     def _load_groups(self, session: Session, host_ids: Collection[str] | None) -> None:
         used = {g for ports in self.local.values() for p in ports for g in p.security_group_ids}
@@ -237,14 +240,15 @@ class Snapshot:
         vpc = self.vpcs[vpc_id]
         local = [p for p in self.local.get(host_id, ()) if p.vpc_id == vpc_id]
         gateways = self.gateways.get(vpc_id, [])
-        snat_host = (
-            gateways[0] if gateways else min((h for h, _ in self.full_tables[vpc_id]), default=None)
-        )
+        snat_host, snat_vtep = self._snat_host(vpc_id)
+        snat = self.snat.get(vpc_id)
         return {
             "vpc_id": vpc_id,
+            "cidr": vpc.cidr,
             "mode": vpc.routing_mode,
             "role": "gateway" if gateway else "member",
             "router_mac": vpc.router_mac,
+            "transit_vni": vpc.transit_vni,
             "vxnets": [
                 {"vxnet_id": x.id, "vni": x.vni, "cidr": x.cidr, "gateway_ip": x.gateway_ip}
                 for x in sorted(self.vxnets.get(vpc_id, []), key=lambda x: x.vni)
@@ -264,8 +268,19 @@ class Snapshot:
                 for p in local
             ],
             "remote_ports": self.remote(host_id, vpc_id, gateway),
-            "snat": self.snat.get(vpc_id) if snat_host == host_id else None,
+            "snat": snat if snat_host == host_id else None,
+            # where traffic leaving the VPC goes when this host does not hold its SNAT
+            "egress": snat_vtep if snat and snat_host != host_id else None,
         }
+
+    def _snat_host(self, vpc_id: str) -> tuple[str | None, str]:
+        """The host holding the VPC's SNAT address, and its VTEP: its first gateway, else
+        (``full`` mode) the lowest host with its ports."""
+        gateways = self.gateways.get(vpc_id, [])
+        if gateways:
+            return gateways[0], self.vteps.get(gateways[0], "")
+        host, entry = min(self.full_tables[vpc_id], default=(None, {"vtep": ""}), key=_host_of)
+        return host, entry["vtep"]
 
     def remote(self, host_id: str, vpc_id: str, gateway: bool) -> list[dict[str, Any]]:
         """The entries of a host for the remote ports of one VPC."""
@@ -309,6 +324,10 @@ class Snapshot:
 
     def _full_table(self, vpc_id: str, gateway: bool) -> bool:
         return gateway or self.vpcs[vpc_id].routing_mode == "full"
+
+
+def _host_of(entry: tables.Entry) -> str:
+    return entry[0]
 
 
 def one_snapshot(session: Session) -> None:

@@ -1,0 +1,133 @@
+"""``yunguan agent``: keeps one host's kernel equal to its document from the SDN controller.
+
+The loop long-polls the document (a restarted agent fetches it in full), reconciles every
+router namespace (a pass over a correct kernel changes nothing, so a restart loses no
+traffic), removes the routers of VPCs the host no longer serves, and in ``ondemand`` VPCs
+reports the destinations it reached through a gateway host (and the learned ones still in
+use) so the controller grants, or keeps, direct entries. While the controller cannot be
+reached, the kernel keeps what it has.
+"""
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import structlog
+
+from yunguan.dataplane import desired, kernel, nft
+from yunguan.dataplane.ports import NetnsVms, Taps
+
+log = structlog.get_logger("yunguan.agent")
+WAIT_SECONDS = 1.0  # the long poll; also how often the kernel is re-checked (new taps)
+MAX_REPORT = 1000  # destinations per learn report
+
+
+class Controller:
+    """The controller's REST interface for agents; logs in again when its token expires."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.credentials = {"username": username, "password": password}
+        self.http = httpx.Client(base_url=url.rstrip("/") + "/api/v1", timeout=WAIT_SECONDS + 10)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(2):
+            if "Authorization" not in self.http.headers or attempt:
+                token = self.http.post("/auth/token", json=self.credentials)
+                token.raise_for_status()
+                self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            response = self.http.request(method, path, **kwargs)
+            if response.status_code != 401:
+                break
+        if response.status_code >= 400:
+            response.raise_for_status()
+        return response
+
+    def document(self, host_id: str, since: int | None) -> dict[str, Any] | None:
+        """The newer document, or None when it did not change within the wait."""
+        params = {} if since is None else {"since": since, "wait": WAIT_SECONDS}
+        response = self._request("GET", f"/sdn/hosts/{host_id}/document", params=params)
+        return None if response.status_code == 304 else response.json()
+
+    def learn(self, host_id: str, destinations: list[dict[str, str]]) -> None:
+        self._request("POST", f"/sdn/hosts/{host_id}/learn", json={"destinations": destinations})
+
+
+class Agent:
+    def __init__(
+        self,
+        host_id: str,
+        controller: Controller,
+        kernel_: kernel.Kernel,
+        *,
+        plug: str = "tap",
+        refresh_seconds: float = 30.0,
+    ) -> None:
+        self.host_id = host_id
+        self.controller = controller
+        self.kernel = kernel_
+        self.plug = (
+            NetnsVms(kernel_.ns) if plug == "netns" else Taps(kernel_.ns, kernel_.host_netns)
+        )
+        self.refresh_seconds = refresh_seconds
+        self.document: dict[str, Any] | None = None
+        self.routers: list[desired.Router] = []
+        self.reported: dict[tuple[str, str], float] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("agent started", host_id=self.host_id)
+        while not stop.is_set():
+            try:
+                self.step()
+            except httpx.HTTPError as exc:
+                log.warning("controller unreachable; the kernel keeps its state", error=str(exc))
+                stop.wait(WAIT_SECONDS)
+        self.kernel.ns.close()
+
+    def step(self) -> None:
+        """One pass: a newer document if any, the kernel reconciled, learning reported."""
+        since = self.document["version"] if self.document else None
+        fresh = self.controller.document(self.host_id, since)
+        if fresh is not None:
+            self.document = fresh
+        if self.document is not None:
+            changes = self.reconcile(self.document)
+            if changes:
+                log.info("reconciled", version=self.document["version"], changes=changes)
+            self.report()
+
+    def reconcile(self, document: dict[str, Any]) -> int:
+        vtep = document["vtep"]
+        self.routers = [
+            desired.router(
+                vpc, vtep=vtep, prefix=self.kernel.prefix, groups=document["security_groups"]
+            )
+            for vpc in document["vpcs"]
+        ]
+        changes = 0
+        for router in self.routers:
+            try:
+                changes += self.kernel.apply(router, vtep, self.plug)
+            except Exception:  # one broken router must not stop the others
+                log.exception("router not reconciled", vpc_id=router.vpc_id)
+        for stale in self.kernel.routers() - {r.netns for r in self.routers}:
+            self.kernel.remove_router(stale)
+            changes += 1
+        return changes
+
+    def report(self) -> None:
+        """Destinations reached through a gateway (new) or learned and in use (to keep)."""
+        at = time.monotonic()
+        due = []
+        for router in self.routers:
+            if not router.learning:
+                continue
+            for name in (nft.REACHED, nft.ACTIVE):
+                for ip in self.kernel.set_members(router.netns, name):
+                    key = (router.vpc_id, ip)
+                    if at - self.reported.get(key, -self.refresh_seconds) >= self.refresh_seconds:
+                        due.append(key)
+        for start in range(0, len(due), MAX_REPORT):
+            batch = due[start : start + MAX_REPORT]
+            self.controller.learn(self.host_id, [{"vpc_id": v, "ip": ip} for v, ip in batch])
+            self.reported.update((key, at) for key in batch)
