@@ -3,6 +3,7 @@ the controller's documents, and every test counts packets."""
 
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.support import network
 from tests.support.api import Api
@@ -30,8 +31,13 @@ def _start(dc: Fabric) -> None:
 
 def _entries(dc: Fabric, n: int, vpc_id: str) -> int:
     """Routes, permanent neighbours and static fdb entries in a host's router of the VPC."""
-    seen = Observed(dc.kernel(n).ns(names.router_netns(dc.prefix(n), vpc_id)))
-    return len(seen.routes) + len(seen.neighbours) + len(seen.fdb)
+
+    def count() -> int:  # pyroute2 leaves an event loop in its thread: not the test's
+        seen = Observed(dc.kernel(n).ns(names.router_netns(dc.prefix(n), vpc_id)))
+        return len(seen.routes) + len(seen.neighbours) + len(seen.fdb)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(count).result()
 
 
 class Pinger:
