@@ -24,6 +24,12 @@ def _pair(api: Api, dc: Fabric, hosts: tuple[int, int] = (1, 2)) -> tuple[dict, 
     return vpc, net, a, b
 
 
+def _two_vxnets(api: Api, dc: Fabric) -> tuple[dict, dict]:
+    """Two vxnets of one VPC."""
+    vpc = _vpc(api, dc)
+    return tuple(network.vxnet(api, vpc["id"], f"192.168.{n}.0/24") for n in (1, 2))  # type: ignore[return-value]
+
+
 def _start(dc: Fabric) -> None:
     for n, host_id in enumerate(dc.host_ids):
         dc.agent(n, host_id)
@@ -33,8 +39,7 @@ def _entries(dc: Fabric, n: int, vpc_id: str) -> int:
     """Routes, permanent neighbours and static fdb entries in a host's router of the VPC."""
 
     def count() -> int:  # pyroute2 leaves an event loop in its thread: not the test's
-        seen = Observed(dc.kernel(n).ns(names.router_netns(dc.prefix(n), vpc_id)))
-        return len(seen.routes) + len(seen.neighbours) + len(seen.fdb)
+        return Observed(dc.kernel(n).ns(names.router_netns(dc.prefix(n), vpc_id))).entry_count()
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(count).result()
@@ -74,9 +79,7 @@ def test_vms_of_one_vxnet_on_two_hosts_ping(live_admin: Api, dc: Fabric) -> None
 
 
 def test_vxnets_of_one_vpc_route_in_one_hop(live_admin: Api, dc: Fabric) -> None:
-    vpc = _vpc(live_admin, dc)
-    one = network.vxnet(live_admin, vpc["id"], "192.168.1.0/24")
-    two = network.vxnet(live_admin, vpc["id"], "192.168.2.0/24")
+    one, two = _two_vxnets(live_admin, dc)
     a = network.port(live_admin, one["id"], dc.host_ids[1])
     b = network.port(live_admin, two["id"], dc.host_ids[2])
     _start(dc)
@@ -109,9 +112,7 @@ def test_vpcs_with_the_same_addresses_are_isolated(live_admin: Api, dc: Fabric) 
 
 
 def test_no_arp_or_broadcast_crosses_the_underlay(live_admin: Api, dc: Fabric) -> None:
-    vpc = _vpc(live_admin, dc)
-    one = network.vxnet(live_admin, vpc["id"], "192.168.1.0/24")
-    two = network.vxnet(live_admin, vpc["id"], "192.168.2.0/24")
+    one, two = _two_vxnets(live_admin, dc)
     a = network.port(live_admin, one["id"], dc.host_ids[1])
     b = network.port(live_admin, one["id"], dc.host_ids[2])
     c = network.port(live_admin, two["id"], dc.host_ids[2])

@@ -90,20 +90,29 @@ class Agent:
         fresh = self.controller.document(self.host_id, since)
         if fresh is not None:
             self.document = fresh
+            self.routers = self.desired(fresh)
         if self.document is not None:
-            changes = self.reconcile(self.document)
+            changes = self.reconcile()
             if changes:
                 log.info("reconciled", version=self.document["version"], changes=changes)
             self.report()
 
-    def reconcile(self, document: dict[str, Any]) -> int:
-        vtep = document["vtep"]
-        self.routers = [
+    def desired(self, document: dict[str, Any]) -> list[desired.Router]:
+        return [
             desired.router(
-                vpc, vtep=vtep, prefix=self.kernel.prefix, groups=document["security_groups"]
+                vpc,
+                vtep=document["vtep"],
+                prefix=self.kernel.prefix,
+                groups=document["security_groups"],
             )
             for vpc in document["vpcs"]
         ]
+
+    def reconcile(self) -> int:
+        """Every pass, also with an unchanged document: it picks up taps that appeared and
+        repairs netlink state changed by hand (the nft table is compared with what was
+        applied)."""
+        vtep = self.document["vtep"]  # type: ignore[index]
         changes = 0
         for router in self.routers:
             try:

@@ -76,7 +76,6 @@ class LocalPort:
     ip: str
     prefix: int
     gateway_ip: str
-    bridge: str
     device: str
 
 
@@ -84,7 +83,6 @@ class LocalPort:
 class Router:
     vpc_id: str
     netns: str
-    cidr: str
     links: dict[str, Link] = field(default_factory=dict)
     addresses: set[tuple[str, str]] = field(default_factory=set)  # (device, "ip/prefix")
     routes: set[Route] = field(default_factory=set)
@@ -98,25 +96,18 @@ class Router:
     def add_link(self, link: Link) -> None:
         self.links[link.name] = link
 
-    def entry_count(self) -> int:
-        """Forwarding entries: routes, neighbours and fdb entries."""
-        return len(self.routes) + len(self.neighbours) + len(self.fdb)
-
 
 def router(vpc: dict[str, Any], *, vtep: str, prefix: str, groups: dict[str, list]) -> Router:
     """The desired state of one VPC's router on the host whose VTEP is ``vtep``."""
-    result = Router(
-        vpc_id=vpc["vpc_id"], netns=names.router_netns(prefix, vpc["vpc_id"]), cidr=vpc["cidr"]
-    )
+    result = Router(vpc_id=vpc["vpc_id"], netns=names.router_netns(prefix, vpc["vpc_id"]))
     vxnets = {x["vni"]: x for x in vpc["vxnets"]}
+    lengths = {vni: ipaddress.ip_network(x["cidr"]).prefixlen for vni, x in vxnets.items()}
     for vni, vxnet in vxnets.items():
         bridge, tunnel = names.bridge(vni), names.vxlan(vni)
         result.add_link(Link(bridge, "bridge", mac=vpc["router_mac"]))
         result.add_link(Link(tunnel, "vxlan", vni=vni, master=bridge))
-        length = ipaddress.ip_network(vxnet["cidr"]).prefixlen
-        result.addresses.add((bridge, f"{vxnet['gateway_ip']}/{length}"))
+        result.addresses.add((bridge, f"{vxnet['gateway_ip']}/{lengths[vni]}"))
     for port in vpc["local_ports"]:
-        vxnet = vxnets[port["vni"]]
         bridge, device = names.bridge(port["vni"]), names.port_device(port["port_id"])
         result.add_link(Link(device, "port", master=bridge))
         result.ports.append(
@@ -124,9 +115,8 @@ def router(vpc: dict[str, Any], *, vtep: str, prefix: str, groups: dict[str, lis
                 port_id=port["port_id"],
                 mac=port["mac"],
                 ip=port["ip"],
-                prefix=ipaddress.ip_network(vxnet["cidr"]).prefixlen,
-                gateway_ip=vxnet["gateway_ip"],
-                bridge=bridge,
+                prefix=lengths[port["vni"]],
+                gateway_ip=vxnets[port["vni"]]["gateway_ip"],
                 device=device,
             )
         )

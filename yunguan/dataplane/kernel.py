@@ -156,6 +156,10 @@ class Observed:
             if m.get("FRA_PRIORITY") in (desired.RULE_MAIN_FIRST, desired.RULE_EIP)
         }
 
+    def entry_count(self) -> int:
+        """Forwarding entries: routes, neighbours and fdb entries."""
+        return len(self.routes) + len(self.neighbours) + len(self.fdb)
+
 
 class Kernel:
     """The host's kernel as the agent sees it: the host namespace (``host_netns``, None for
@@ -166,12 +170,14 @@ class Kernel:
         self.prefix = prefix
         self.uplink_bridge = uplink_bridge
         self.ns = Namespaces()
+        self.rulesets: dict[str, str] = {}  # router namespace -> digest of its nft table
 
     def routers(self) -> set[str]:
         start = self.prefix + "r-"
         return {name for name in netns.listnetns() if name.startswith(start)}
 
     def remove_router(self, name: str) -> None:
+        self.rulesets.pop(name, None)
         self.ns.remove(name)
 
     def apply(self, router: Router, vtep: str, plug: Any) -> int:
@@ -290,18 +296,23 @@ class Kernel:
     # --- nftables ----------------------------------------------------------------------
 
     def _ruleset(self, router: Router) -> int:
+        """Replace the table when its digest differs; the kernel's copy is read only the
+        first time (after a restart), later passes compare with what was applied."""
         digest = hashlib.sha256(router.ruleset.encode()).hexdigest()[:16]
-        try:
-            listing = run(router.netns, "nft", "-t", "list", "table", "ip", nft.TABLE)
-        except RuntimeError:
-            listing = ""
-        found = _COMMENT.search(listing)
-        if found and found.group(1) == digest:
+        if router.netns not in self.rulesets:
+            try:
+                listing = run(router.netns, "nft", "-t", "list", "table", "ip", nft.TABLE)
+            except RuntimeError:
+                listing = ""
+            found = _COMMENT.search(listing)
+            self.rulesets[router.netns] = found.group(1) if found else ""
+        if self.rulesets[router.netns] == digest:
             return 0
         script = router.ruleset.replace(
             f"table ip {nft.TABLE} {{\n", f'table ip {nft.TABLE} {{\n  comment "sha:{digest}"\n', 1
         )
         run(router.netns, "nft", "-f", "-", stdin=script)
+        self.rulesets[router.netns] = digest
         return 1
 
     def set_members(self, router_netns: str, name: str) -> list[str]:
