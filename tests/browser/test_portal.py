@@ -17,7 +17,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(workflows):
+    # DBOS refuses to launch while an event loop runs in its thread, and Playwright's sync
+    # API keeps one running here: launch it first, whichever test of the worker needs it
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

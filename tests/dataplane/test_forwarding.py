@@ -3,7 +3,6 @@ the controller's documents, and every test counts packets."""
 
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from tests.support import network
 from tests.support.api import Api
@@ -37,12 +36,7 @@ def _start(dc: Fabric) -> None:
 
 def _entries(dc: Fabric, n: int, vpc_id: str) -> int:
     """Routes, permanent neighbours and static fdb entries in a host's router of the VPC."""
-
-    def count() -> int:  # pyroute2 leaves an event loop in its thread: not the test's
-        return Observed(dc.kernel(n).ns(names.router_netns(dc.prefix(n), vpc_id))).entry_count()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(count).result()
+    return Observed(dc.kernel(n).ns(names.router_netns(dc.prefix(n), vpc_id))).entry_count()
 
 
 class Pinger:
