@@ -24,6 +24,7 @@ from tests.support.api import ADMIN_PASSWORD
 from yunguan.dataplane import names
 from yunguan.dataplane.agent import Agent, Controller
 from yunguan.dataplane.kernel import Kernel
+from yunguan.dataplane.ports import NetnsVms, Taps
 
 PUBLIC_GATEWAY = "203.0.113.1"
 NO_IPV6 = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
@@ -115,10 +116,15 @@ class Fabric:
     def kernel(self, n: int) -> Kernel:
         return Kernel(host_netns=self.hosts[n], prefix=self.prefix(n), uplink_bridge="brext")
 
-    def agent(self, n: int, host_id: str) -> None:
-        """An agent thread for host ``n``."""
+    def agent(
+        self, n: int, host_id: str, plug: str = "netns", tap_netns: str | None = None
+    ) -> None:
+        """An agent thread for host ``n``: it plugs netns VMs, or (``plug="tap"``) the taps
+        a hypervisor makes in ``tap_netns``."""
         controller = Controller(self.url, "admin", ADMIN_PASSWORD)
-        runner = Agent(host_id, controller, self.kernel(n), plug="netns")
+        kernel = self.kernel(n)
+        plugger = NetnsVms(kernel.ns) if plug == "netns" else Taps(kernel.ns, tap_netns)
+        runner = Agent(host_id, controller, kernel, plugger)
         stop = threading.Event()
         thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
         thread.start()

@@ -134,12 +134,14 @@ def agent(
     """Run the data-plane agent of one hypervisor host (root)."""
     from yunguan.dataplane.agent import Agent, Controller
     from yunguan.dataplane.kernel import Kernel
+    from yunguan.dataplane.ports import NetnsVms, Taps
 
     if plug not in ("tap", "netns"):
         raise typer.BadParameter("tap or netns", param_hint="--plug")
     configure_logging(get_settings().log_level)
     kernel = Kernel(host_netns=host_netns, prefix=prefix, uplink_bridge=uplink_bridge)
-    runner = Agent(host_id, Controller(url, username, password), kernel, plug=plug)
+    plugger = NetnsVms(kernel.ns) if plug == "netns" else Taps(kernel.ns, host_netns)
+    runner = Agent(host_id, Controller(url, username, password), kernel, plugger)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):

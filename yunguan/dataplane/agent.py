@@ -59,16 +59,14 @@ class Agent:
         host_id: str,
         controller: Controller,
         kernel_: kernel.Kernel,
+        plug: Taps | NetnsVms,
         *,
-        plug: str = "tap",
         refresh_seconds: float = 30.0,
     ) -> None:
         self.host_id = host_id
         self.controller = controller
         self.kernel = kernel_
-        self.plug = (
-            NetnsVms(kernel_.ns) if plug == "netns" else Taps(kernel_.ns, kernel_.host_netns)
-        )
+        self.plug = plug
         self.refresh_seconds = refresh_seconds
         self.document: dict[str, Any] | None = None
         self.routers: list[desired.Router] = []

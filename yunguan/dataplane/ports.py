@@ -13,12 +13,14 @@ from yunguan.dataplane.desired import LocalPort
 
 
 class Taps:
-    def __init__(self, namespaces: kernel.Namespaces, host_netns: str | None) -> None:
+    """Taps the hypervisor makes in ``netns`` (None: the agent's own namespace)."""
+
+    def __init__(self, namespaces: kernel.Namespaces, netns: str | None) -> None:
         self.ns = namespaces
-        self.host_netns = host_netns
+        self.netns = netns
 
     def plug(self, router: IPRoute, router_netns: str, port: LocalPort) -> bool:
-        host = self.ns(self.host_netns)
+        host = self.ns(self.netns)
         at = kernel.index(host, port.device)
         if at is None:
             return False  # the guest is not started yet
