@@ -10,10 +10,14 @@ from tests.support.fabric import Fabric, fabric
 
 
 @pytest.fixture
-def dc(live_admin: Api, live_url: str) -> Iterator[Fabric]:
-    """Three hosts (the first an ``sdn-gateway``) registered in a zone, in namespaces."""
+def kernel_tools() -> None:
     if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ping"):
         pytest.skip("the data plane needs root, nftables and ping (scripts/system-deps.sh)")
+
+
+@pytest.fixture
+def dc(kernel_tools: None, live_admin: Api, live_url: str) -> Iterator[Fabric]:
+    """Three hosts (the first an ``sdn-gateway``) registered in a zone, in namespaces."""
     zone = network.sdn_zone(live_admin, hosts=3, gateways=1)
     with fabric(3, live_url) as built:
         built.zone = zone

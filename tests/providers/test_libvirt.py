@@ -17,6 +17,7 @@ import pytest
 
 from tests.providers.contract import DriverContract, wait_state
 from tests.support import guest_image, libvirtd
+from yunguan.dataplane import names
 from yunguan.providers.base import (
     RUNNING,
     STOPPED,
@@ -254,6 +255,32 @@ def test_a_nic_may_name_its_own_bridge(spec: InstanceSpec) -> None:
     xml = ET.fromstring(domain_xml(dataclasses.replace(spec, nics=nics), placement))
     bridges = [source.get("bridge") for source in xml.iterfind("devices/interface/source")]
     assert bridges == ["br0", "br-other"]
+
+
+def test_in_the_data_plane_a_port_is_a_tap_named_for_it(spec: InstanceSpec) -> None:
+    nics = (Nic(mac="52:54:00:00:00:01", port_id="port-a"), Nic(mac="52:54:00:00:00:02"))
+    placement = Placement(
+        domain_type="qemu", disk="/d.qcow2", bridge="br0", console="/c.log", network="dataplane"
+    )
+    xml = ET.fromstring(domain_xml(dataclasses.replace(spec, nics=nics), placement))
+    tap, bridged = xml.iterfind("devices/interface")
+    assert tap.get("type") == "ethernet" and tap.find("source") is None
+    assert tap.find("target").attrib == {"dev": names.port_device("port-a"), "managed": "yes"}
+    assert bridged.get("type") == "bridge" and bridged.find("source").get("bridge") == "br0"
+
+
+def test_a_directly_booted_guest_gets_its_address_on_the_command_line(
+    spec: InstanceSpec,
+) -> None:
+    nic = Nic(mac="52:54:00:00:00:01", ip="10.2.1.5", prefix=24, gateway="10.2.1.1")
+    placement = Placement(domain_type="qemu", disk="/d.qcow2", bridge="br0", console="/c.log")
+    xml = ET.fromstring(domain_xml(dataclasses.replace(spec, nics=(nic,)), placement))
+    cmdline = xml.find("os/cmdline").text
+    assert cmdline == f"{spec.image.ex_cmdline} ip=10.2.1.5::10.2.1.1:255.255.255.0::eth0:off"
+    unaddressed = dataclasses.replace(spec, nics=(Nic(mac="52:54:00:00:00:01"),))
+    assert ET.fromstring(domain_xml(unaddressed, placement)).find("os/cmdline").text == (
+        spec.image.ex_cmdline
+    )
 
 
 def test_an_unknown_uuid_is_not_found(driver: LibvirtDriver) -> None:

@@ -1,9 +1,10 @@
 """Compute for tests: a zone served by a simulator provider, a flavor and a public image,
 built through the API as an operator would."""
 
+import time
 from typing import Any
 
-from tests.support import topology
+from tests.support import guest_image, topology
 from tests.support.api import Api
 from tests.support.waiting import wait_operation
 
@@ -40,6 +41,35 @@ def simulated_zone(admin: Api, hosts: int = 4, **config: Any) -> dict[str, Any]:
     return {"zone": zone, "cluster": cluster, "provider": made, "flavor": flavor, "image": image}
 
 
+def libvirt_zone(admin: Api, config: Any, guest: Any) -> dict[str, Any]:
+    """A zone whose one cluster is the libvirt provider of ``config`` (its one host), a VNI
+    pool, a tiny flavor and the test guest as a public image (``guest_image.Guest``)."""
+    zone = topology.zone(admin, topology.region(admin)["id"], "kvm-zone")
+    cluster = topology.cluster(admin, zone["id"], "kvm-1")
+    made = provider(admin, cluster["id"], "libvirt", config=config.model_dump(mode="json"))
+    hosts = admin.ok(admin.get("/hosts", params={"cluster_id": cluster["id"]}))["items"]
+    vnis = {"name": "vni", "zone_id": zone["id"], "network_type": "vxlan"}
+    admin.ok(admin.post("/vlan-pools", {**vnis, "first_id": 100, "last_id": 200}), 201)
+    flavor = admin.ok(
+        admin.post("/flavors", {"name": "t1", "vcpus": 1, "memory_mb": 128, "disk_gb": 1}), 201
+    )
+    boot = {"kernel": str(guest.kernel), "initrd": str(guest.initrd), "cmdline": guest.cmdline}
+    image = admin.ok(
+        admin.post(
+            "/images",
+            {
+                "name": "busybox",
+                "visibility": "public",
+                "locations": {zone["id"]: ""},
+                "properties": boot,
+            },
+        ),
+        201,
+    )
+    return {"zone": zone, "cluster": cluster, "provider": made, "hosts": hosts,
+            "flavor": flavor, "image": image}  # fmt: skip
+
+
 def create(api: Api, place: dict[str, Any], name: str = "web", **fields: Any) -> dict:
     body = {"name": name, "flavor_id": place["flavor"]["id"], "image_id": place["image"]["id"]}
     return api.ok(api.post("/instances", {**body, **fields}), 202)
@@ -55,3 +85,14 @@ def created(api: Api, place: dict[str, Any], name: str = "web", **fields: Any) -
 def act(api: Api, instance_id: str, action: str) -> dict:
     accepted = api.ok(api.post(f"/instances/{instance_id}/actions", {"action": action}), 202)
     return wait_operation(api, accepted["operation"]["id"])
+
+
+def wait_console(api: Api, instance_id: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while guest_image.MARKER not in (
+        out := api.ok(api.get(f"/instances/{instance_id}/console"))["output"]
+    ):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the guest did not boot; console ends:\n{out[-2000:]}")
+        time.sleep(0.5)
+    return out

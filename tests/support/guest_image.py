@@ -1,10 +1,13 @@
 """The tiny guest the libvirt tests boot: Debian's kernel and a busybox initramfs whose
-``/init`` prints :data:`MARKER` to the serial console and then idles.
+``/init`` loads the virtio NIC driver, configures the address the kernel's ``ip=``
+parameter gives (the libvirt driver passes the port's), prints :data:`MARKER` to the serial
+console and then idles.
 
-The kernel comes from the ``linux-image-*-amd64`` package ``linux-image-amd64`` depends on,
-fetched with ``apt-get download`` (never installed). Both files are cached under
-:data:`CACHE`, in a directory named after the kernel package and version; the initramfs's
-name carries a digest of what goes in it. A later run only asks apt-cache for the version.
+The kernel and the NIC's modules come from the ``linux-image-*-amd64`` package
+``linux-image-amd64`` depends on, fetched with ``apt-get download`` (never installed). They
+are cached under :data:`CACHE`, in a directory named after the kernel package and version;
+the initramfs's name carries a digest of what goes in it. A later run only asks apt-cache
+for the version.
 """
 
 import gzip
@@ -22,13 +25,37 @@ from tests.support.libvirtd import Unavailable, exclusive
 CACHE = Path("/var/cache/yunguan-test-guest")
 MARKER = "yunguan-guest up"
 BUSYBOX = Path("/bin/busybox")  # busybox-static's: the initramfs has no libraries
-INIT = f"""#!/bin/busybox sh
+# virtio-net and what it needs, in load order (Debian builds them as modules)
+NIC_MODULES = (
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+)
+INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-echo "{MARKER}"
+for module in MODULES; do insmod /lib/modules/$module.ko; done
+ip link set lo up
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    ip=*)  # client::gateway:netmask::device:off
+        IFS=: read -r client server gateway netmask name device autoconf <<EOF
+${arg#ip=}
+EOF
+        ifconfig "${device:-eth0}" "$client" netmask "$netmask" up
+        [ -n "$gateway" ] && route add default gw "$gateway"
+        ;;
+    esac
+done
+echo "MARKER"
 while :; do sleep 3600; done
-"""
+""".replace("MODULES", " ".join(NIC_MODULES)).replace("MARKER", MARKER)
 
 
 @dataclass(frozen=True)
@@ -45,12 +72,16 @@ def guest() -> Guest:
         raise Unavailable(f"{BUSYBOX} missing: install busybox-static")
     package, version = _kernel_package()
     directory = CACHE / f"{package}_{version}"
-    initramfs = _initramfs()
-    digest = hashlib.sha256(initramfs).hexdigest()[:12]
-    found = Guest(directory / "vmlinuz", directory / f"initrd-{digest}.gz")
+    modules = [directory / "modules" / f"{name}.ko" for name in NIC_MODULES]
     with exclusive(CACHE / "lock"):
-        if not found.kernel.exists():
-            _write(found.kernel, _download_kernel(package, version))
+        if not all(path.exists() for path in [directory / "vmlinuz", *modules]):
+            for name, data in _download_kernel(package, version).items():
+                _write(directory / name, data)
+        initramfs = _initramfs(modules)
+        found = Guest(
+            directory / "vmlinuz",
+            directory / f"initrd-{hashlib.sha256(initramfs).hexdigest()[:12]}.gz",
+        )
         if not found.initrd.exists():
             _write(found.initrd, gzip.compress(initramfs))
     return found
@@ -69,7 +100,8 @@ def _kernel_package() -> tuple[str, str]:
     return found[1], found[2]
 
 
-def _download_kernel(package: str, version: str) -> bytes:
+def _download_kernel(package: str, version: str) -> dict[str, bytes]:
+    """``vmlinuz`` and ``modules/<name>.ko`` of the package."""
     with tempfile.TemporaryDirectory(dir=CACHE) as workdir:
         fetched = subprocess.run(
             ["apt-get", "download", f"{package}={version}"],
@@ -80,32 +112,42 @@ def _download_kernel(package: str, version: str) -> bytes:
         if fetched.returncode != 0:
             raise Unavailable(f"apt-get download {package}: {fetched.stderr.strip()}")
         (deb,) = Path(workdir).glob("*.deb")
-        return _vmlinuz(deb)
+        return _unpack(deb)
 
 
-def _vmlinuz(deb: Path) -> bytes:
-    """The kernel out of the package, streamed from ``dpkg-deb --fsys-tarfile`` (so the
-    modules, some 400 MB, are never written out)."""
+def _unpack(deb: Path) -> dict[str, bytes]:
+    """The kernel and the NIC's modules, streamed from ``dpkg-deb --fsys-tarfile`` (the
+    other modules, some 400 MB, are never written out)."""
+    wanted = {"vmlinuz", *(f"modules/{name}.ko" for name in NIC_MODULES)}
+    found: dict[str, bytes] = {}
     command = ["dpkg-deb", "--fsys-tarfile", str(deb)]
     with (
         subprocess.Popen(command, stdout=subprocess.PIPE) as dpkg,
         tarfile.open(fileobj=dpkg.stdout, mode="r|") as tar,
     ):
         for member in tar:
+            base = member.name.rsplit("/", 1)[-1]
             if member.name.startswith("./boot/vmlinuz-"):
-                kernel = tar.extractfile(member).read()
-                dpkg.kill()  # the modules that follow are not needed
-                return kernel
-    raise Unavailable(f"{deb.name} holds no /boot/vmlinuz-*")
+                found["vmlinuz"] = tar.extractfile(member).read()
+            elif "/kernel/" in member.name and f"modules/{base}" in wanted:
+                found[f"modules/{base}"] = tar.extractfile(member).read()
+            if len(found) == len(wanted):
+                dpkg.kill()  # what follows is not needed
+                return found
+    raise Unavailable(f"{deb.name} lacks {sorted(wanted - set(found))}")
 
 
-def _initramfs() -> bytes:
-    """An uncompressed newc cpio archive: busybox, /init and the console device."""
+def _initramfs(modules: list[Path]) -> bytes:
+    """An uncompressed newc cpio archive: busybox, the NIC's modules, /init and the console
+    device."""
     entries = [
         ("dev", 0o040755, b"", (0, 0)),
         ("dev/console", 0o020600, b"", (5, 1)),
         ("bin", 0o040755, b"", (0, 0)),
         ("bin/busybox", 0o100755, BUSYBOX.read_bytes(), (0, 0)),
+        ("lib", 0o040755, b"", (0, 0)),
+        ("lib/modules", 0o040755, b"", (0, 0)),
+        *((f"lib/modules/{path.name}", 0o100644, path.read_bytes(), (0, 0)) for path in modules),
         ("proc", 0o040755, b"", (0, 0)),
         ("sys", 0o040755, b"", (0, 0)),
         ("init", 0o100755, INIT.encode(), (0, 0)),

@@ -91,8 +91,12 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class Nic:
+    """A guest NIC; ``ip``/``prefix``/``gateway`` are its port's static configuration."""
+
     mac: str
     ip: str | None = None
+    prefix: int | None = None
+    gateway: str | None = None
     port_id: str | None = None
     ex_bridge: str | None = None
 

@@ -11,6 +11,7 @@ a restart, so a crash at any point ends either running or compensated, with noth
 """
 
 import contextlib
+import ipaddress
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from yunguan.identity.scope import SYSTEM
 from yunguan.inventory import service as inventory
 from yunguan.inventory.models import Host
 from yunguan.network import ports
+from yunguan.network.models import IpPool, Port
 from yunguan.network.schemas import PortCreate, PortUpdate
 from yunguan.providers import registry
 from yunguan.providers.base import (
@@ -157,9 +159,7 @@ def _plug_port(operation_id: str, instance_id: str) -> str | None:
 def _spec(session: Session, instance: Instance) -> InstanceSpec:
     image = session.get(Image, instance.image_id)
     host = session.get(Host, instance.host_id)
-    nics = (
-        (Nic(mac=instance.mac, ip=instance.ip, port_id=instance.port_id),) if instance.mac else ()
-    )
+    nics = (_nic(session, instance.port_id),) if instance.port_id else ()
     return InstanceSpec(
         instance_id=instance.id,
         name=instance.name,
@@ -178,6 +178,18 @@ def _spec(session: Session, instance: Instance) -> InstanceSpec:
         ),
         host=host.external_id if host else None,
         nics=nics,
+    )
+
+
+def _nic(session: Session, port_id: str) -> Nic:
+    port = session.get(Port, port_id)
+    pool = session.get(IpPool, port.ip_pool_id)  # type: ignore[union-attr]
+    return Nic(
+        mac=port.mac,  # type: ignore[union-attr]
+        ip=port.ip,  # type: ignore[union-attr]
+        prefix=ipaddress.ip_network(pool.cidr).prefixlen,  # type: ignore[union-attr]
+        gateway=pool.gateway,  # type: ignore[union-attr]
+        port_id=port_id,
     )
 
 

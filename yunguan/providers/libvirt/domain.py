@@ -4,10 +4,13 @@ Our domains carry ``<metadata><yunguan:instance id=… name=…/></metadata>``; 
 without it was made elsewhere.
 """
 
+import ipaddress
 from dataclasses import dataclass
+from typing import Literal
 from xml.etree import ElementTree as ET
 
-from yunguan.providers.base import ImageRef, InstanceSpec
+from yunguan.dataplane import names
+from yunguan.providers.base import ImageRef, InstanceSpec, Nic
 
 NAMESPACE = "https://yunguan.dev/xmlns/libvirt/instance/1"
 ET.register_namespace("yunguan", NAMESPACE)
@@ -28,6 +31,9 @@ class Placement:
     disk: str
     bridge: str
     console: str
+    # bridge: NICs are ports of ``bridge``; dataplane: a NIC with a port is a tap named
+    # for it, which the host's ``yunguan agent --plug tap`` wires into the VPC's router
+    network: Literal["bridge", "dataplane"] = "bridge"
 
 
 def domain_xml(spec: InstanceSpec, at: Placement) -> str:
@@ -37,17 +43,17 @@ def domain_xml(spec: InstanceSpec, at: Placement) -> str:
     ET.SubElement(metadata, f"{{{NAMESPACE}}}instance", id=spec.instance_id, name=spec.name)
     _text(root, "memory", str(spec.memory_mb), unit="MiB")
     _text(root, "vcpu", str(spec.vcpus))
-    root.append(_os(spec.image))
+    root.append(_os(spec.image, spec.nics))
     ET.SubElement(ET.SubElement(root, "features"), "acpi")
     devices = ET.SubElement(root, "devices")
     devices.append(_disk(at.disk))
     for nic in spec.nics:
-        devices.append(_interface(nic.mac, nic.ex_bridge or at.bridge))
+        devices.append(_interface(nic, at))
     devices.append(_serial(at.console))
     return ET.tostring(root, encoding="unicode")
 
 
-def _os(image: ImageRef) -> ET.Element:
+def _os(image: ImageRef, nics: tuple[Nic, ...]) -> ET.Element:
     """Direct kernel boot when the image names a kernel, else boot from the disk."""
     os_ = ET.Element("os")
     _text(os_, "type", "hvm")
@@ -57,9 +63,21 @@ def _os(image: ImageRef) -> ET.Element:
     _text(os_, "kernel", image.ex_kernel)
     if image.ex_initrd:
         _text(os_, "initrd", image.ex_initrd)
-    if image.ex_cmdline:
-        _text(os_, "cmdline", image.ex_cmdline)
+    cmdline = " ".join(filter(None, (image.ex_cmdline, *(_ip_parameter(nics)))))
+    if cmdline:
+        _text(os_, "cmdline", cmdline)
     return os_
+
+
+def _ip_parameter(nics: tuple[Nic, ...]) -> list[str]:
+    """The first NIC's static address as the kernel's ``ip=`` parameter
+    (``client::gateway:netmask::device:off``), which initramfs-tools, dracut and our test
+    guest read: a directly booted guest needs no DHCP server."""
+    if not nics or nics[0].ip is None or nics[0].prefix is None:
+        return []
+    nic = nics[0]
+    netmask = ipaddress.IPv4Network(f"0.0.0.0/{nic.prefix}").netmask
+    return [f"ip={nic.ip}::{nic.gateway or ''}:{netmask}::eth0:off"]
 
 
 def _disk(path: str, target: str = "vda", serial: str = "") -> ET.Element:
@@ -79,10 +97,15 @@ def data_disk_xml(path: str, target: str, serial: str = "") -> str:
     return ET.tostring(_disk(path, target, serial[:SERIAL_LENGTH]), encoding="unicode")
 
 
-def _interface(mac: str, bridge: str) -> ET.Element:
-    interface = ET.Element("interface", type="bridge")
-    ET.SubElement(interface, "mac", address=mac)
-    ET.SubElement(interface, "source", bridge=bridge)
+def _interface(nic: Nic, at: Placement) -> ET.Element:
+    if at.network == "dataplane" and nic.port_id and not nic.ex_bridge:
+        interface = ET.Element("interface", type="ethernet")
+        ET.SubElement(interface, "mac", address=nic.mac)
+        ET.SubElement(interface, "target", dev=names.port_device(nic.port_id), managed="yes")
+    else:
+        interface = ET.Element("interface", type="bridge")
+        ET.SubElement(interface, "mac", address=nic.mac)
+        ET.SubElement(interface, "source", bridge=nic.ex_bridge or at.bridge)
     ET.SubElement(interface, "model", type="virtio")
     return interface
 

@@ -25,7 +25,7 @@ from typing import Annotated, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import libvirt
-from pydantic import Field
+from pydantic import Field, IPvAnyAddress
 
 from yunguan.core.types import Input
 from yunguan.providers.base import (
@@ -80,6 +80,9 @@ class Config(Input):
     storage_pool: str = "yunguan"
     pool_path: str = "/var/lib/libvirt/yunguan/images"
     bridge: str = "virbr0"
+    network: Literal["bridge", "dataplane"] = "bridge"  # see domain.Placement
+    # the host's address (its VTEP in the data plane); default: the host of ``uri``
+    address: IPvAnyAddress | None = None
     domain_type: Literal["qemu", "kvm"] = "qemu"
     console_dir: str = "/var/log/libvirt/yunguan"
     # how long stop waits for an ACPI shutdown before it powers the machine off
@@ -417,8 +420,13 @@ class LibvirtDriver:
             disk_gb=capacity // GIB,
             cpu_mhz=mhz,
             cpu_sockets=nodes * sockets,
-            address=urlsplit(self.config.uri).hostname or "",
+            address=self._address(),
         )
+
+    def _address(self) -> str:
+        if self.config.address is not None:
+            return str(self.config.address)
+        return urlsplit(self.config.uri).hostname or ""
 
     def _check_host(self, host: str | None) -> None:
         if host is not None and host != self._hostname:
@@ -433,6 +441,7 @@ class LibvirtDriver:
             domain_type=self.config.domain_type,
             disk=self._volume(spec).path(),
             bridge=self.config.bridge,
+            network=self.config.network,
             console=os.path.join(self.config.console_dir, f"{spec.instance_id}.log"),
         )
         return self._connect().defineXML(domain.domain_xml(spec, placement))
