@@ -83,6 +83,14 @@ def test_token_expires(admin: Api, root_id: str) -> None:
     assert henry.get("/me").status_code == 401
 
 
+def test_a_token_issued_on_the_platform_clock_is_valid(admin: Api, root_id: str) -> None:
+    """Issue time and expiry follow the injectable clock, even where it is ahead of the
+    wall clock (a test's, or a controller whose time was set forward)."""
+    later = clock.now() + timedelta(minutes=10)
+    clock.set_clock(lambda: later)
+    assert admin.as_user(root_id, "judy").get("/me").status_code == 200
+
+
 def test_disabled_user_cannot_log_in(admin: Api, root_id: str) -> None:
     user = admin.user(root_id, "ivan")
     admin.ok(admin.post(f"/users/{user['id']}/actions", {"action": "disable"}))

@@ -97,7 +97,11 @@ class TokenSigner:
                 token,
                 self.key,
                 algorithms=[JWT_ALGORITHM],
-                options={"verify_exp": False, "require": ["sub", "jti", "exp"]},
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "require": ["sub", "jti", "exp"],
+                },
             )
         except jwt.PyJWTError:
             return None
