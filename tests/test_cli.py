@@ -210,7 +210,7 @@ def test_quota_commands(run, root_id: str) -> None:
     assert "vcpus" in run("quota", "show", acme["id"])
 
 
-def test_network_commands(run, root_id: str) -> None:
+def test_network_commands(run, admin, root_id: str) -> None:
     region = _json(run("region", "create", "east", "-o", "json"))
     zone = _json(run("zone", "create", "east-1", "--region", region["id"], "-o", "json"))
     pod = _json(run("pod", "create", "p1", "--zone", zone["id"], "-o", "json"))
@@ -337,6 +337,13 @@ def test_network_commands(run, root_id: str) -> None:
     document = _json(run("sdn", "document", host["id"]))
     assert document["vpcs"][0]["local_ports"][0]["eip"]["address"] == eip["address"]
     assert "no change" in run("sdn", "document", host["id"], "--since", str(document["version"]))
+    assert "never reported" in run("sdn", "host", host["id"])
+    report = {"applied_version": document["version"], "routers": 1, "entries": 4}
+    report["errors"] = {vpc["id"]: "RuntimeError: nft failed"}
+    admin.ok(admin.post(f"/sdn/hosts/{host['id']}/status", report), 204)
+    agent = _json(run("sdn", "host", host["id"], "-o", "json"))["agent"]
+    assert agent["up_to_date"] and agent["errors"] == report["errors"]
+    assert f"{vpc['id']}: RuntimeError: nft failed" in run("sdn", "host", host["id"])
     bad = run("vxnet", "create", "x", "--vpc", vpc["id"], "--cidr", "10.4.0.0/24", expect=1)
     assert "not inside" in bad
     run("eip", "unbind", eip["id"])

@@ -86,6 +86,8 @@ INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:
     ("DELETE", "/ip-pools/{item_id}/addresses/{address}"),
     ("GET", "/sdn/hosts/{item_id}/document"),
     ("POST", "/sdn/hosts/{item_id}/learn"),
+    ("GET", "/sdn/hosts/{item_id}"),
+    ("POST", "/sdn/hosts/{item_id}/status"),
     ("POST", "/providers/{item_id}/actions"),
 }
 INFRASTRUCTURE_BODIES = {
@@ -94,6 +96,7 @@ INFRASTRUCTURE_BODIES = {
     },
     "/addresses": lambda path: {"owner_id": "i-1"},
     "/learn": lambda path: {"destinations": []},
+    "/status": lambda path: {"applied_version": 1, "routers": 0, "entries": 0},
 }
 NOT_TENANT_OWNED = {
     ("GET", "/roles/{role_name}"),

@@ -1,10 +1,14 @@
-"""The network pages of the portal: a tenant's VPC trees and EIPs, the platform's IP pools."""
+"""The network pages of the portal: a tenant's VPC trees and EIPs, the platform's IP pools
+and the hosts' data-plane agents."""
+
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
 from tests.support.api import ADMIN_PASSWORD, PASSWORD, Api
 from tests.support.network import port, public_pool, sdn_zone, vpc, vxnet
 from tests.test_portal_forms import ORIGIN
+from yunguan.core import clock
 
 
 class Portal:
@@ -170,3 +174,37 @@ def test_ip_pools_are_for_platform_administrators(app, admin: Api, root_id: str)
     form = {"name": "v", "zone_id": "zone-x", "first_id": "1", "last_id": "2"}
     assert portal.post("/ip-pools/vlan-pools/new", 403, **form)
     assert admin.ok(admin.get("/vlan-pools", params={"name": "v"}))["items"] == []
+
+
+def test_sdn_agents_page_shows_each_hosts_agent(app, admin: Api, root_id: str) -> None:
+    site = sdn_zone(admin, hosts=3)
+    current, behind, silent = (h["id"] for h in site["hosts"])
+    net = vpc(admin, site["zone"]["id"], "10.0.0.0/16", routing_mode="full")
+    subnet = vxnet(admin, net["id"], "10.0.1.0/24")
+    for host in (current, behind, silent):
+        port(admin, subnet["id"], host)
+    version = admin.ok(admin.get(f"/sdn/hosts/{current}"))["version"]
+    report = {"applied_version": version, "routers": 1, "entries": 7}
+    admin.ok(admin.post(f"/sdn/hosts/{current}/status", report), 204)
+    failed = {net["id"]: "RuntimeError: nft: no such table"}
+    older = {**report, "applied_version": version - 1, "errors": failed}
+    admin.ok(admin.post(f"/sdn/hosts/{behind}/status", older), 204)
+    portal = Portal(app, "admin", ADMIN_PASSWORD)
+
+    page = portal.get("/sdn")
+    assert 'href="/sdn"' in page
+    rows = {h: page.split(f'data-host="{h}"')[1].split("</tr>")[0] for h in (current, behind)}
+    assert f"<td>{version}</td>" in rows[current] and "just now" in rows[current]
+    assert 'data-agent="errors">none<' in rows[current] and "behind" not in rows[current]
+    assert 'data-state="behind"' in rows[behind] and failed[net["id"]] in rows[behind]
+    assert 'data-state="never reported"' in page.split(f'data-host="{silent}"')[1]
+    assert 'data-state="stale"' not in page
+    acme = admin.tenant(root_id, "Acme")
+    admin.user(acme["id"], "acme-admin", ["tenant-admin"])
+    tenant_portal = Portal(app, "acme-admin")
+    assert 'href="/sdn"' not in tenant_portal.get("/")
+    assert tenant_portal.client.get("/sdn").status_code == 403
+    later = clock.now() + timedelta(minutes=2)  # silent agents turn stale
+    clock.set_clock(lambda: later)
+    stale = portal.get("/sdn")
+    assert stale.count('data-state="stale"') == 2 and "2 min ago" in stale

@@ -61,6 +61,9 @@ class AuditNote:
     target_type: str = ""
     target_id: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    routine: bool = False
+    """A machine's periodic report (an agent's status or learning): recorded only when it
+    fails, or every heartbeat of every host would be an audit row."""
 
 
 _current: ContextVar[AuditNote | None] = ContextVar("audit_note", default=None)
@@ -94,6 +97,7 @@ def record(
     source_ip: str = "",
 ) -> AuditEvent:
     fields = asdict(audit_note)
+    del fields["routine"]
     for name, limit in _LIMITS.items():  # whatever a client sent, the row must fit
         fields[name] = _storable(fields[name])[:limit]
     if fields["tenant_id"]:

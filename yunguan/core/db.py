@@ -129,10 +129,23 @@ def get_database() -> Database:
     return _current
 
 
+def _insert(session: Session, model: Any, rows: list[dict[str, Any]] | dict[str, Any]) -> Any:
+    """An INSERT with the backend's ``ON CONFLICT`` clauses."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    return insert(model).values(rows)
+
+
 def insert_missing(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
     """Insert the rows whose primary key is not there yet (concurrent callers included)."""
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    session.execute(insert(model).values(rows).on_conflict_do_nothing())
+    session.execute(_insert(session, model, rows).on_conflict_do_nothing())
+
+
+def upsert(session: Session, model: Any, row: dict[str, Any]) -> None:
+    """Insert the row, or update the one with its primary key (concurrent callers included)."""
+    statement = _insert(session, model, row)
+    keys = [column.name for column in model.__table__.primary_key]
+    changes = {name: statement.excluded[name] for name in row if name not in keys}
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
 def flush_or_conflict(session: Session, detail: str, code: str) -> None:

@@ -197,6 +197,8 @@ class AuditMiddleware(CallerAwareMiddleware):
                 await write()
 
     def _write(self, scope: Scope, audit_note: audit.AuditNote, status_code: int) -> None:
+        if audit_note.routine and status_code < 400:
+            return
         if not audit_note.action:
             route = scope.get("route")
             audit_note.action = getattr(route, "name", None) or f"{scope['method']} {scope['path']}"

@@ -4,8 +4,10 @@ The loop long-polls the document (a restarted agent fetches it in full), reconci
 router namespace (a pass over a correct kernel changes nothing, so a restart loses no
 traffic), removes the routers of VPCs the host no longer serves, and in ``ondemand`` VPCs
 reports the destinations it reached through a gateway host (and the learned ones still in
-use) so the controller grants, or keeps, direct entries. While the controller cannot be
-reached, the kernel keeps what it has.
+use) so the controller grants, or keeps, direct entries. It also reports its status (the
+version applied, what the kernel holds, the routers it could not reconcile) when that
+changes and at least every ``HEARTBEAT_SECONDS``. While the controller cannot be reached,
+the kernel keeps what it has.
 """
 
 import threading
@@ -21,6 +23,8 @@ from yunguan.dataplane.ports import NetnsVms, Taps
 log = structlog.get_logger("yunguan.agent")
 WAIT_SECONDS = 1.0  # the long poll; also how often the kernel is re-checked (new taps)
 MAX_REPORT = 1000  # destinations per learn report
+HEARTBEAT_SECONDS = 30.0  # the longest a status report waits (the controller: stale at 90 s)
+MAX_ERRORS, ERROR_CHARS = 100, 500  # failed routers a status report names; each message
 
 
 class Controller:
@@ -52,6 +56,9 @@ class Controller:
     def learn(self, host_id: str, destinations: list[dict[str, str]]) -> None:
         self._request("POST", f"/sdn/hosts/{host_id}/learn", json={"destinations": destinations})
 
+    def status(self, host_id: str, report: dict[str, Any]) -> None:
+        self._request("POST", f"/sdn/hosts/{host_id}/status", json=report)
+
 
 class Agent:
     def __init__(
@@ -71,6 +78,10 @@ class Agent:
         self.document: dict[str, Any] | None = None
         self.routers: list[desired.Router] = []
         self.reported: dict[tuple[str, str], float] = {}
+        self.errors: dict[str, str] = {}  # vpc id -> why its router was not reconciled
+        self.held: tuple[int, int] | None = None  # (routers, entries), counted after changes
+        self.last_status: dict[str, Any] | None = None  # the last status report, and when
+        self.last_status_at = 0.0
 
     def run(self, stop: threading.Event) -> None:
         log.info("agent started", host_id=self.host_id)
@@ -80,20 +91,25 @@ class Agent:
             except httpx.HTTPError as exc:
                 log.warning("controller unreachable; the kernel keeps its state", error=str(exc))
                 stop.wait(WAIT_SECONDS)
+            except Exception:  # a host's agent must outlive any one failed pass
+                log.exception("pass failed; trying again")
+                stop.wait(WAIT_SECONDS)
         self.kernel.ns.close()
 
     def step(self) -> None:
-        """One pass: a newer document if any, the kernel reconciled, learning reported."""
+        """One pass: a newer document if any, the kernel reconciled, learning and status
+        reported."""
         since = self.document["version"] if self.document else None
         fresh = self.controller.document(self.host_id, since)
         if fresh is not None:
             self.document = fresh
             self.routers = self.desired(fresh)
         if self.document is not None:
+            self.report()  # first: replacing a router's nft table empties its sets
             changes = self.reconcile()
             if changes:
                 log.info("reconciled", version=self.document["version"], changes=changes)
-            self.report()
+            self.report_status(self.document["version"], changes)
 
     def desired(self, document: dict[str, Any]) -> list[desired.Router]:
         return [
@@ -111,12 +127,14 @@ class Agent:
         repairs netlink state changed by hand (the nft table is compared with what was
         applied)."""
         vtep = self.document["vtep"]  # type: ignore[index]
-        changes = 0
+        changes, self.errors = 0, {}
         for router in self.routers:
             try:
                 changes += self.kernel.apply(router, vtep, self.plug)
-            except Exception:  # one broken router must not stop the others
+            except Exception as exc:  # one broken router must not stop the others
                 log.exception("router not reconciled", vpc_id=router.vpc_id)
+                if len(self.errors) < MAX_ERRORS:
+                    self.errors[router.vpc_id] = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
         for stale in self.kernel.routers() - {r.netns for r in self.routers}:
             self.kernel.remove_router(stale)
             changes += 1
@@ -127,8 +145,8 @@ class Agent:
         at = time.monotonic()
         due = []
         for router in self.routers:
-            if not router.learning:
-                continue
+            if not router.learning or router.netns not in self.kernel.rulesets:
+                continue  # no table of ours there yet
             for name in (nft.REACHED, nft.ACTIVE):
                 for ip in self.kernel.set_members(router.netns, name):
                     key = (router.vpc_id, ip)
@@ -138,3 +156,25 @@ class Agent:
             batch = due[start : start + MAX_REPORT]
             self.controller.learn(self.host_id, [{"vpc_id": v, "ip": ip} for v, ip in batch])
             self.reported.update((key, at) for key in batch)
+
+    def report_status(self, version: int, changes: int) -> None:
+        """The version applied, what the kernel holds and the routers that failed: told when
+        any of it changes, else every ``HEARTBEAT_SECONDS``. Counting entries reads every
+        router, so it is done after changes (and while a router fails) only."""
+        if changes or self.errors or self.held is None:
+            self.held = self.kernel.held()
+        routers, entries = self.held
+        status = {
+            "applied_version": version,
+            "routers": routers,
+            "entries": entries,
+            "errors": self.errors,
+        }
+        at = time.monotonic()
+        if status == self.last_status and at - self.last_status_at < HEARTBEAT_SECONDS:
+            return
+        self.last_status, self.last_status_at = status, at
+        try:
+            self.controller.status(self.host_id, status)
+        except httpx.HTTPError as exc:  # told again at the next change or heartbeat
+            log.warning("status not reported", error=str(exc))

@@ -1,5 +1,6 @@
 """REST: /vlan-pools, /ip-pools (and their addresses), /vpcs, /vxnets, /ports,
-/security-groups, /eips, and the SDN controller's /sdn/hosts/{id}/… for agents."""
+/security-groups, /eips, and the SDN controller's /sdn/hosts/{id}/… for agents and
+operators."""
 
 import time
 from datetime import timedelta
@@ -8,6 +9,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from yunguan.core import audit
 from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import AppSettings, DbSession
 from yunguan.core.pagination import Page, Pages
@@ -15,7 +17,7 @@ from yunguan.identity.crud import Collection, add_collection
 from yunguan.identity.deps import CurrentPrincipal
 from yunguan.identity.scope import require
 from yunguan.network import eips, pools, ports, schemas, topology, vpcs
-from yunguan.network.sdn import controller, learning
+from yunguan.network.sdn import agents, controller, learning
 
 router = APIRouter(responses=problem_responses(400, 401, 403, 404, 422))
 
@@ -233,6 +235,7 @@ def learn_report(
     """Destinations the host reached through a gateway; the answer says which direct
     entries were granted (they appear in the host's next document)."""
     require(principal, "inventory:write")
+    audit.note(routine=True)
     answers = learning.learn(
         session,
         item_id,
@@ -241,3 +244,23 @@ def learn_report(
         cap=settings.sdn_learn_cap,
     )
     return {"destinations": answers}
+
+
+@router.post("/sdn/hosts/{item_id}/status", status_code=204, tags=["sdn"], name="sdn.status")
+def agent_status(
+    session: DbSession, principal: CurrentPrincipal, item_id: ResourceId, body: schemas.AgentReport
+) -> Response:
+    """What the host's agent holds: the version it applied, its routers and entries, and
+    the routers it could not reconcile."""
+    agents.record(session, principal, item_id, body.model_dump())
+    audit.note(routine=True)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/sdn/hosts/{item_id}", response_model=schemas.SdnHostOut, tags=["sdn"], name="sdn.host"
+)
+def sdn_host(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId) -> Any:
+    """The host's document version and its agent's last report: is it on the current
+    document, without errors, and still reporting?"""
+    return agents.host_state(session, principal, item_id)

@@ -23,6 +23,17 @@ COLUMNS = {
     "port": ["id", "name", "vxnet_id", "ip", "mac", "host_id", "device_id"],
     "security-group": ["id", "name", "tenant_id", "rules"],
     "eip": ["id", "name", "address", "bandwidth_mbps", "port_id", "vpc_id"],
+    "sdn-host": [
+        "host_id",
+        "version",
+        "applied_version",
+        "up_to_date",
+        "routers",
+        "entries",
+        "errors",
+        "reported_at",
+        "stale",
+    ],
 }
 COMMANDS = {
     "vlan-pool": noun_app(
@@ -246,3 +257,17 @@ def sdn_document(
         typer.echo(f"no change since version {since}")
         return
     show(document, [], Format.json)
+
+
+@sdn.command("host")
+def sdn_host(host_id: str, output: OutputOption = Format.table) -> None:
+    """A host's document version and what its agent last reported."""
+    state = Client.from_login().get(f"/sdn/hosts/{host_id}")
+    show(state if output is Format.json else _agent_row(state), COLUMNS["sdn-host"], output)
+
+
+def _agent_row(state: dict[str, Any]) -> dict[str, Any]:
+    """The host's state with its agent's report as columns."""
+    agent = state["agent"] or {"applied_version": "never reported"}
+    errors = "; ".join(f"{vpc}: {why}" for vpc, why in agent.get("errors", {}).items())
+    return {**state, **agent, "errors": errors or None}

@@ -6,6 +6,7 @@ made; ``ip_chunks`` is the free list, a bitmap per 256 addresses (see ``network.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -219,6 +220,23 @@ class SdnHost(Base):
 
     host_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AgentStatus(Base):
+    """What a host's data-plane agent last reported: the document version it applied, the
+    router namespaces and forwarding entries its kernel holds, and the routers it failed to
+    reconcile (VPC id -> message)."""
+
+    __tablename__ = "sdn_agents"
+
+    host_id: Mapped[str] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    applied_version: Mapped[int] = mapped_column(BigInteger)
+    routers: Mapped[int]
+    entries: Mapped[int]
+    errors: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reported_at: Mapped[datetime]
 
 
 class PortEvent(Base):

@@ -11,6 +11,7 @@ from yunguan.network.models import (
     PROTOCOLS,
     ROUTING_MODES,
 )
+from yunguan.network.sdn.agents import STALE_AFTER
 
 NetworkType = Literal[NETWORK_TYPES]  # type: ignore[valid-type]
 Purpose = Literal[POOL_PURPOSES]  # type: ignore[valid-type]
@@ -292,3 +293,35 @@ class Destination(Input):
 
 class LearnReport(Input):
     destinations: Annotated[list[Destination], Field(max_length=1000)]
+
+
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+class AgentReport(Input):
+    """What a host's agent reports about its kernel."""
+
+    applied_version: Annotated[int, Field(ge=0, le=2**63 - 1)] = Field(
+        description="the version of the document it applied last"
+    )
+    routers: Count = Field(description="router namespaces the kernel holds")
+    entries: Count = Field(description="routes, permanent neighbours and static fdb entries")
+    errors: Annotated[dict[Identifier, Text], Field(max_length=1000)] = Field(
+        default_factory=dict, description="VPC id -> why its router was not reconciled"
+    )
+
+
+class AgentStatusOut(Output):
+    applied_version: int
+    up_to_date: bool = Field(description="it applied the host's current document")
+    routers: int
+    entries: int
+    errors: dict[str, str]
+    reported_at: datetime
+    stale: bool = Field(description=f"no report for over {STALE_AFTER.seconds} seconds")
+
+
+class SdnHostOut(Output):
+    host_id: str
+    version: int = Field(description="the host's current document version")
+    agent: AgentStatusOut | None = Field(description="its last report; null: none yet")

@@ -1,5 +1,6 @@
 """Portal pages of the network: a tenant's VPCs as trees (vxnets, ports, EIPs) and, for
-platform administrators, the VLAN and IP pools with their address usage."""
+platform administrators, the VLAN and IP pools with their address usage and the state of
+the hosts' data-plane agents."""
 
 from collections.abc import Callable
 from typing import Annotated
@@ -15,6 +16,7 @@ from yunguan.identity.scope import Principal
 from yunguan.inventory import service as inventory
 from yunguan.network import eips, pools, schemas, topology, vpcs
 from yunguan.network.models import NETWORK_TYPES, POOL_PURPOSES
+from yunguan.network.sdn import agents
 from yunguan.web.portal import ALL, FormText, page, panel, submit
 
 router = APIRouter(include_in_schema=False)
@@ -251,3 +253,22 @@ def ip_pool_create(
         return f"Created IP pool “{pool.name}” ({pool.cidr}, {pool.usage['free']} free)."
 
     return submit(request, _pools_panel, change)
+
+
+# --- the hosts' data-plane agents ----------------------------------------------------------
+
+
+def _agents_panel(request: Request, principal: Principal) -> Response:
+    with request.app.state.db.session(write=False) as session:
+        hosts, more = agents.overview(session, principal, ALL.limit)
+    return panel(request, "agents_panel.html", principal, 200, hosts=hosts, more=more)
+
+
+@router.get("/sdn", response_class=HTMLResponse)
+def agents_page(request: Request) -> Response:
+    intro = (
+        "Each host's data-plane agent reports the document version it applied, what its "
+        f"kernel holds and the routers it could not set up; silent for over "
+        f"{agents.STALE_AFTER.seconds} s, it is stale."
+    )
+    return page(request, "SDN agents", _agents_panel, intro)

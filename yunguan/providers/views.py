@@ -3,7 +3,6 @@ its inventory is, registration, "sync now", and the import of machines made else
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
@@ -23,6 +22,7 @@ from yunguan.web.portal import (
     ALL,
     FormText,
     Panel,
+    ago,
     latest_operation,
     page,
     page_principal,
@@ -37,15 +37,6 @@ JsonText = Annotated[str, Form(max_length=16000)]
 
 
 # --- freshness -----------------------------------------------------------------------------
-
-
-def ago(moment: datetime) -> str:
-    seconds = max(0, int((now() - moment).total_seconds()))
-    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''} ago"
-    return "just now"
 
 
 def freshness(provider: Provider, sync_minutes: int) -> dict[str, Any]:

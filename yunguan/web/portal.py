@@ -6,6 +6,7 @@ this origin.
 """
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from yunguan.core.clock import now
 from yunguan.core.errors import Forbidden, Problem, Unauthorized
 from yunguan.core.pagination import PageParams
 from yunguan.identity import service
@@ -41,6 +43,19 @@ templates = Jinja2Templates(
         autoescape=select_autoescape(default=True),
     )
 )
+
+
+def ago(moment: datetime) -> str:
+    """How long before now ``moment`` was, as people say it ("3 min ago")."""
+    seconds = max(0, int((now() - moment).total_seconds()))
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''} ago"
+    return "just now"
+
+
+templates.env.globals["ago"] = ago
 
 
 class LoginRequired(Exception):
@@ -67,6 +82,7 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
             {"href": "/infrastructure", "label": "Infrastructure"},
             {"href": "/providers", "label": "Providers"},
             {"href": "/ip-pools", "label": "IP pools"},
+            {"href": "/sdn", "label": "SDN agents"},
             {"href": "/placement", "label": "Placement"},
             {"href": "/roles", "label": "Roles"},
             {"href": "/api/v1/docs", "label": "API reference"},

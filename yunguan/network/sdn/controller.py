@@ -337,10 +337,15 @@ def one_snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
-def host_version(session: Session, host_id: str) -> int:
-    """One host's document version; 404 for a host that does not exist."""
+def require_host(session: Session, host_id: str) -> None:
+    """404 for a host that does not exist."""
     if session.get(Host, host_id) is None:
         raise NotFound(f"host {host_id} not found")
+
+
+def host_version(session: Session, host_id: str) -> int:
+    """One host's document version; 404 for a host that does not exist."""
+    require_host(session, host_id)
     return versions(session, [host_id])[host_id]
 
 
