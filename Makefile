@@ -32,6 +32,7 @@ bench: test-deps
 	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.ipam
 	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.sdn
 	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.provision
+	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.dataplane
 
 
 

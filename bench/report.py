@@ -37,6 +37,17 @@ def durable_postgres(names: Iterable[str]) -> dict[str, str]:
     return {name: create_database(server, name) for name in names}
 
 
+def table(results: list[dict], parameters: Iterable[str]) -> list[str]:
+    """``results`` as the lines of a Markdown table: figure, parameters, result."""
+    lines = ["| figure | parameters | result |", "|---|---|---|"]
+    for result in results:
+        figures = {k: v for k, v in result.items() if k != "figure"}
+        params = ", ".join(f"{k}={figures.pop(k)}" for k in parameters if k in figures)
+        outcome = ", ".join(f"{k}={v}" for k, v in figures.items())
+        lines.append(f"| {result['figure']} | {params} | {outcome} |")
+    return lines
+
+
 def record_section(title: str, results: list[dict], parameters: Iterable[str]) -> None:
     """Append a table of ``results`` to docs/benchmarks.md with the machine and commit."""
     commit = subprocess.run(
@@ -45,11 +56,6 @@ def record_section(title: str, results: list[dict], parameters: Iterable[str]) -
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     lines = [f"\n### {title} — {when}, commit {commit or 'unknown'}, {machine}\n"]
-    lines += ["| figure | parameters | result |", "|---|---|---|"]
-    for result in results:
-        figures = {k: v for k, v in result.items() if k != "figure"}
-        params = ", ".join(f"{k}={figures.pop(k)}" for k in parameters if k in figures)
-        outcome = ", ".join(f"{k}={v}" for k, v in figures.items())
-        lines.append(f"| {result['figure']} | {params} | {outcome} |")
+    lines += table(results, list(parameters))
     with (ROOT / "docs" / "benchmarks.md").open("a") as doc:
         doc.write("\n".join(lines) + "\n")

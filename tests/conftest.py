@@ -59,9 +59,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
     )
 
 
-@pytest.fixture(scope="session")
-def migrated(settings: Settings) -> dict[str, str]:
-    """Schema at head plus the platform admin; returns the ids the tests rely on."""
+def prepare_database(settings: Settings) -> dict[str, str]:
+    """Schema at head plus the platform admin (``admin``, ``ADMIN_PASSWORD``); returns the
+    ids the tests rely on. The data-plane benchmark prepares its database the same way."""
     load_all()
     db = Database(settings.resolved_database_url)
     upgrade(db)
@@ -70,6 +70,12 @@ def migrated(settings: Settings) -> dict[str, str]:
         ids = {"admin_id": admin.id, "root_id": admin.tenant_id}
     db.dispose()
     return ids
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> dict[str, str]:
+    """Schema at head plus the platform admin; returns the ids the tests rely on."""
+    return prepare_database(settings)
 
 
 def _wipe(db: Database, keep_user: str) -> None:

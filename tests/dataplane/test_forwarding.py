@@ -1,14 +1,12 @@
 """The data plane through real kernels: hosts and VMs are network namespaces, agents apply
 the controller's documents, and every test counts packets."""
 
-import subprocess
 import time
 
 from tests.support import network
 from tests.support.api import Api
-from tests.support.fabric import PUBLIC_GATEWAY, Fabric, in_ns
+from tests.support.fabric import PUBLIC_GATEWAY, Fabric, Pinger, in_ns
 from yunguan.dataplane import names
-from yunguan.dataplane.kernel import Observed
 
 
 def _vpc(api: Api, dc: Fabric, mode: str = "full", cidr: str = "192.168.0.0/16", **fields):
@@ -34,42 +32,15 @@ def _start(dc: Fabric) -> None:
         dc.agent(n, host_id)
 
 
-def _entries(dc: Fabric, n: int, vpc_id: str) -> int:
-    """Routes, permanent neighbours and static fdb entries in a host's router of the VPC."""
-    return Observed(dc.kernel(n).ns(names.router_netns(dc.prefix(n), vpc_id))).entry_count()
-
-
-class Pinger:
-    """A 100 Hz ping from a VM in the background; counts what was lost."""
-
-    def __init__(self, dc: Fabric, port: dict, address: str) -> None:
-        command = ["ip", "netns", "exec", dc.vm(port), "ping", "-n", "-i", "0.01", "-W", "1"]
-        self.process = subprocess.Popen([*command, address], stdout=subprocess.PIPE, text=True)
-
-    def stop(self) -> tuple[int, int]:
-        """(sent, received)."""
-        self.process.send_signal(2)
-        output = self.process.communicate(timeout=10)[0]
-        summary = next(line for line in output.splitlines() if "transmitted" in line)
-        sent, received = (int(part.split()[0]) for part in summary.split(",")[:2])
-        return sent, received
-
-
 def test_vms_of_one_vxnet_on_two_hosts_ping(live_admin: Api, dc: Fabric) -> None:
     _, net, a, b = _pair(live_admin, dc, (1, 2))
     _start(dc)
     dc.wait_ping(a, b["ip"])
     assert dc.ping(a, b["ip"], count=5) == 5
-    # port create -> first successful ping, with the agents running
-    seconds = []
+    # new ports, with the agents running, reach it (bench/dataplane.py times this)
     for _ in range(10):
-        start = time.monotonic()
         port = network.port(live_admin, net["id"], dc.host_ids[2])
         dc.wait_ping(port, a["ip"])
-        seconds.append(time.monotonic() - start)
-    seconds.sort()
-    print(f"port up: p50 {seconds[4]:.2f} s, max {seconds[-1]:.2f} s")
-    assert len(seconds) == 10
 
 
 def test_vxnets_of_one_vpc_route_in_one_hop(live_admin: Api, dc: Fabric) -> None:
@@ -163,7 +134,6 @@ def test_live_migration_keeps_address_and_recovers(live_admin: Api, dc: Fabric) 
     time.sleep(3)
     sent, received = pinger.stop()
     lost = sent - received
-    print(f"migration: {lost} of {sent} pings lost at 100 Hz (~{lost * 10} ms)")
     assert received > 0 and lost < sent / 2
     assert dc.ping(a, b["ip"], count=5) == 5
     # the VM kept its MAC; the source host forgot it, the peer points at the new host
@@ -189,12 +159,22 @@ def test_ondemand_installs_fewer_entries_than_full(live_admin: Api, dc: Fabric) 
         if mode == "ondemand":  # first through the gateway host, then directly
             dc.wait_entry(1, vpc["id"], there[0]["mac"])
             assert dc.ping(here[0], there[0]["ip"], count=3) == 3
-        counts[mode] = _entries(dc, 1, vpc["id"])
-    print(f"entries on a member host: full {counts['full']}, ondemand {counts['ondemand']}")
+        counts[mode] = dc.entries(1, vpc["id"])
     # full: 4 local + 4 remote ports; ondemand: 4 local + 1 learned + the gateway path
     assert counts["full"] == 4 * 2 + 4 * 4
     assert counts["ondemand"] == 4 * 2 + 1 * 4 + 3
     assert counts["ondemand"] < counts["full"]
+    # the controller shows every agent on its current document, without errors, and host 1
+    # holding the entries of its two routers
+    deadline = time.monotonic() + 15
+    while True:
+        agents = [live_admin.ok(live_admin.get(f"/sdn/hosts/{h}"))["agent"] for h in dc.host_ids]
+        held = agents[1] and (agents[1]["routers"], agents[1]["entries"])
+        if all(a and a["up_to_date"] for a in agents) and held == (2, sum(counts.values())):
+            break
+        assert time.monotonic() < deadline, agents
+        time.sleep(0.2)
+    assert [(a["errors"], a["stale"]) for a in agents] == [({}, False)] * 3
 
 
 def test_agents_restart_under_traffic_without_loss(live_admin: Api, dc: Fabric) -> None:
@@ -209,7 +189,7 @@ def test_agents_restart_under_traffic_without_loss(live_admin: Api, dc: Fabric) 
         dc.agent_process(n, dc.host_ids[n])
     time.sleep(3)
     sent, received = pinger.stop()
-    assert sent > 200 and received == sent
+    assert sent > 100 and received == sent  # ~60 Hz on a loaded 2-core machine
 
 
 def test_controller_restart_under_traffic_without_loss(app, live_admin: Api, dc: Fabric) -> None:

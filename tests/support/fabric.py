@@ -17,16 +17,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 from pyroute2 import netns
 
 from tests.support.api import ADMIN_PASSWORD
 from yunguan.dataplane import names
 from yunguan.dataplane.agent import Agent, Controller
-from yunguan.dataplane.kernel import Kernel
+from yunguan.dataplane.kernel import Kernel, Observed
 from yunguan.dataplane.ports import NetnsVms, Taps
 
 PUBLIC_GATEWAY = "203.0.113.1"
+REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .* icmp_seq=(\d+)", re.MULTILINE)
 NO_IPV6 = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 
 
@@ -66,6 +69,7 @@ class Fabric:
         self.agents: dict[int, tuple[threading.Event, threading.Thread]] = {}
         self.processes: dict[int, subprocess.Popen] = {}
         self.vms: set[str] = set()
+        self.served: set[str] = set()  # the hosts its agents served
         self._build()
 
     def _namespace(self, name: str) -> None:
@@ -129,6 +133,7 @@ class Fabric:
         thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
         thread.start()
         self.agents[n] = (stop, thread)
+        self.served.add(host_id)
 
     def stop_agent(self, n: int) -> None:
         stop, thread = self.agents.pop(n)
@@ -150,9 +155,11 @@ class Fabric:
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         self.processes[n] = process
+        self.served.add(host_id)
         return process
 
     def close(self) -> None:
+        self.vms.update(self._local_vms())
         for n in list(self.agents):
             self.stop_agent(n)
         for process in self.processes.values():
@@ -161,6 +168,21 @@ class Fabric:
         mine = [ns for ns in netns.listnetns() if ns.startswith(self.tag)]
         for name in [*mine, *self.vms]:
             sh("ip", "netns", "del", name, check=False)
+
+    def _local_vms(self) -> set[str]:
+        """The netns VMs of the ports the documents place on its hosts (a test names only
+        some of them through ``vm``)."""
+        controller = Controller(self.url, "admin", ADMIN_PASSWORD)
+        try:
+            documents = [controller.document(host_id, None) for host_id in self.served]
+        except httpx.HTTPError:  # the controller is gone: only the VMs named are known
+            return set()
+        return {
+            names.vm_netns(port["port_id"])
+            for document in documents
+            for vpc in document["vpcs"]  # type: ignore[index]
+            for port in vpc["local_ports"]
+        }
 
     # --- VMs ---------------------------------------------------------------------------
 
@@ -216,13 +238,27 @@ class Fabric:
     def namespaces(self) -> list[str]:
         return netns.listnetns()
 
-    def wait_entry(self, n: int, vpc_id: str, mac: str, timeout: float = 15) -> None:
-        """Until host ``n``'s router of the VPC has a VXLAN fdb entry for ``mac``."""
+    def entries(self, n: int, vpc_id: str) -> int:
+        """Routes, permanent neighbours and static fdb entries in host ``n``'s router of the
+        VPC (which must exist: opening a namespace creates it)."""
+        kernel = self.kernel(n)
+        try:
+            router = kernel.ns(names.router_netns(self.prefix(n), vpc_id))
+            return Observed(router).entry_count()
+        finally:
+            kernel.ns.close()
+
+    def wait_entry(
+        self, n: int, vpc_id: str, mac: str, timeout: float = 15, present: bool = True
+    ) -> None:
+        """Until host ``n``'s router of the VPC has (or, not ``present``, no longer has) a
+        VXLAN fdb entry for ``mac``."""
         router = names.router_netns(self.prefix(n), vpc_id)
         deadline = time.monotonic() + timeout
-        while f"{mac} dev vx" not in in_ns(router, "bridge", "fdb", "show", check=False):
+        while (f"{mac} dev vx" in in_ns(router, "bridge", "fdb", "show", check=False)) != present:
             if time.monotonic() > deadline:
-                raise AssertionError(f"no entry for {mac} on host {n}\n{self.describe()}")
+                state = "an" if present else "still an"
+                raise AssertionError(f"{state} entry for {mac} on host {n}\n{self.describe()}")
             time.sleep(0.1)
 
     @contextmanager
@@ -256,7 +292,7 @@ class Fabric:
         """The agents' controller on a port of its own, and a way to restart it."""
         from tests.conftest import LiveServer
 
-        server = LiveServer(app)
+        server, served_by = LiveServer(app), self.url
         self.url = server.__enter__()
         port = int(self.url.rsplit(":", 1)[1])
 
@@ -271,6 +307,7 @@ class Fabric:
             yield restart
         finally:
             server.__exit__(None, None, None)
+            self.url = served_by  # for close
 
     def describe(self) -> str:
         """The routers' kernel state, for a failure's message."""
@@ -284,6 +321,31 @@ class Fabric:
             ):  # fmt: skip
                 lines.append(in_ns(name, *command, check=False))
         return "\n".join(lines)
+
+
+class Pinger:
+    """A ping every 10 ms from a VM in the background (about 60 Hz is what the 2-core test
+    machine gives); counts what was lost and, in ``replies`` after ``stop``, when each
+    answer came (its sequence number to epoch seconds)."""
+
+    def __init__(self, dc: Fabric, port: dict, address: str) -> None:
+        # a file, not a pipe: nobody reads while it runs, and a full pipe would stall ping
+        self.path = Path(f"/tmp/{dc.tag}-ping-{secrets.token_hex(3)}.txt")
+        command = ["ip", "netns", "exec", dc.vm(port), "ping", "-n", "-D", "-i", "0.01", "-W", "1"]
+        with self.path.open("w") as output:
+            self.process = subprocess.Popen([*command, address], stdout=output)
+        self.replies: dict[int, float] = {}
+
+    def stop(self) -> tuple[int, int]:
+        """(sent, received)."""
+        self.process.send_signal(2)
+        self.process.wait(10)
+        output = self.path.read_text()
+        self.path.unlink()
+        self.replies = {int(seq): float(at) for at, seq in REPLY.findall(output)}
+        summary = next(line for line in output.splitlines() if "transmitted" in line)
+        sent, received = (int(part.split()[0]) for part in summary.split(",")[:2])
+        return sent, received
 
 
 @contextmanager

@@ -77,6 +77,7 @@ class LocalPort:
     prefix: int
     gateway_ip: str
     device: str
+    bridge: str
 
 
 @dataclass
@@ -118,6 +119,7 @@ def router(vpc: dict[str, Any], *, vtep: str, prefix: str, groups: dict[str, lis
                 prefix=lengths[port["vni"]],
                 gateway_ip=vxnets[port["vni"]]["gateway_ip"],
                 device=device,
+                bridge=bridge,
             )
         )
         _host_route(result, bridge, port["ip"], port["mac"])

@@ -51,6 +51,10 @@ class NetnsVms:
             kind="veth",
             peer={"ifname": names.VM_DEVICE, "net_ns_fd": vm_netns, "address": port.mac},
         )
+        # the router's end first: a VM whose NIC came up without carrier would lose its
+        # first ARP and wait a second for the retry
+        bridge = kernel.index(router, port.bridge)
+        router.link("set", index=kernel.index(router, port.device), master=bridge, state="up")
         nic = kernel.index(vm, names.VM_DEVICE)
         vm.link("set", index=nic, address=port.mac, state="up")
         vm.addr("add", index=nic, address=port.ip, prefixlen=port.prefix)
