@@ -117,16 +117,21 @@ class Fabric:
     def prefix(self, n: int) -> str:
         return f"{self.hosts[n]}-"
 
-    def kernel(self, n: int) -> Kernel:
-        return Kernel(host_netns=self.hosts[n], prefix=self.prefix(n), uplink_bridge="brext")
+    def kernel(self, n: int, uplink_bridge: str | None = "brext") -> Kernel:
+        return Kernel(host_netns=self.hosts[n], prefix=self.prefix(n), uplink_bridge=uplink_bridge)
 
     def agent(
-        self, n: int, host_id: str, plug: str = "netns", tap_netns: str | None = None
+        self,
+        n: int,
+        host_id: str,
+        plug: str = "netns",
+        tap_netns: str | None = None,
+        uplink_bridge: str | None = "brext",
     ) -> None:
         """An agent thread for host ``n``: it plugs netns VMs, or (``plug="tap"``) the taps
         a hypervisor makes in ``tap_netns``."""
         controller = Controller(self.url, "admin", ADMIN_PASSWORD)
-        kernel = self.kernel(n)
+        kernel = self.kernel(n, uplink_bridge)
         plugger = NetnsVms(kernel.ns) if plug == "netns" else Taps(kernel.ns, tap_netns)
         runner = Agent(host_id, controller, kernel, plugger)
         stop = threading.Event()
