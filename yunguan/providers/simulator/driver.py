@@ -9,9 +9,10 @@ same run fails the same way every time. For demos, scale benchmarks and fault te
 import hashlib
 import time
 from datetime import timedelta
+from ipaddress import IPv4Network
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -52,6 +53,17 @@ class Config(Input):
     boot_seconds: Annotated[float, Field(ge=0, le=3600)] = 0
     failures: dict[Operation, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     seed: int = 0
+    underlay: IPv4Network | None = Field(
+        None,
+        description="its hosts' addresses (VTEPs): host n has the n-th address, so agents "
+        "with --plug netns back its machines with netns VMs",
+    )
+
+    @model_validator(mode="after")
+    def _underlay_fits(self) -> "Config":
+        if self.underlay is not None and self.underlay.num_addresses - 2 < self.hosts:
+            raise ValueError(f"underlay {self.underlay} is too small for {self.hosts} hosts")
+        return self
 
 
 class Secret(Input):
@@ -318,6 +330,7 @@ class SimulatorDriver:
                 cpu_mhz=c.cpu_mhz,
                 memory_mb=c.memory_mb,
                 disk_gb=c.disk_gb,
+                address=str(c.underlay[n]) if c.underlay else "",
             )
             for n in range(1, c.hosts + 1)
         ]
