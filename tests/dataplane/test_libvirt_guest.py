@@ -42,20 +42,21 @@ def test_a_libvirt_guest_is_reached_across_hosts(
         dc.agent(0, hypervisor["id"], plug="tap", tap_netns=daemon.netns)
         dc.agent(1, peer["id"])
         accepted = create(member, place, "vm1", vxnet_id=vxnet["id"])
-        operation = wait_operation(member, accepted["operation"]["id"], timeout=180)
-        assert operation["state"] == "succeeded", operation
-        instance = member.ok(member.get(f"/instances/{accepted['resource']['id']}"))
-        assert instance["host_id"] == hypervisor["id"]
-        console = wait_console(member, instance["id"])
-        assert f"ip={instance['ip']}::10.2.1.1:255.255.255.0::eth0:off" in console
+        with libvirtd.removed_afterwards(daemon.uri, accepted["resource"]["id"]):
+            operation = wait_operation(member, accepted["operation"]["id"], timeout=180)
+            assert operation["state"] == "succeeded", operation
+            instance = member.ok(member.get(f"/instances/{accepted['resource']['id']}"))
+            assert instance["host_id"] == hypervisor["id"]
+            console = wait_console(member, instance["id"])
+            assert f"ip={instance['ip']}::10.2.1.1:255.255.255.0::eth0:off" in console
 
-        other = network.port(admin, vxnet["id"], peer["id"])  # binding to a host: admin
-        dc.wait_ping(other, instance["ip"], timeout=60)
-        assert dc.ping(other, instance["ip"], count=20, interval=0.05) == 20
+            other = network.port(admin, vxnet["id"], peer["id"])  # binding to a host: admin
+            dc.wait_ping(other, instance["ip"], timeout=60)
+            assert dc.ping(other, instance["ip"], count=20, interval=0.05) == 20
 
-        router = names.router_netns(dc.prefix(0), vpc["id"])
-        tap = names.port_device(instance["port_id"])
-        (link,) = json.loads(in_ns(router, "ip", "-j", "link", "show", "dev", tap))
-        assert link["master"] == names.bridge(vxnet["vni"]) and "UP" in link["flags"]
-        deleted = member.ok(member.delete(f"/instances/{instance['id']}"), 202)
-        assert wait_operation(member, deleted["operation"]["id"], 120)["state"] == "succeeded"
+            router = names.router_netns(dc.prefix(0), vpc["id"])
+            tap = names.port_device(instance["port_id"])
+            (link,) = json.loads(in_ns(router, "ip", "-j", "link", "show", "dev", tap))
+            assert link["master"] == names.bridge(vxnet["vni"]) and "UP" in link["flags"]
+            deleted = member.ok(member.delete(f"/instances/{instance['id']}"), 202)
+            assert wait_operation(member, deleted["operation"]["id"], 120)["state"] == "succeeded"

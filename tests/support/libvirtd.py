@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import libvirt
+
 URI = "qemu:///system"
 NETNS = "yg-libvirt"
 NETWORK, BRIDGE = "yunguan-test", "ygbr0"
@@ -126,3 +128,22 @@ def _netns_of_daemon() -> str | None:
         named = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True)
         return named.stdout.decode().strip() or None
     return None
+
+
+@contextlib.contextmanager
+def removed_afterwards(uri: str, domain: str) -> Iterator[None]:
+    """Remove the domain when the block ends, if it is still there (a test that failed
+    before deleting its instance would leave a TCG guest keeping a core busy)."""
+    try:
+        yield
+    finally:
+        conn = libvirt.open(uri)
+        try:
+            dom = conn.lookupByName(domain)
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+        except libvirt.libvirtError:
+            pass  # deleted by the test, as it should be
+        finally:
+            conn.close()
