@@ -23,7 +23,6 @@ Prints a table and JSON lines, and appends to docs/benchmarks.md.
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from bench.report import durable_postgres, percentile, record_section, table
 from tests.conftest import LiveServer, prepare_database
 from tests.support import network
 from tests.support.api import ADMIN_PASSWORD, Api
-from tests.support.fabric import Fabric, Pinger, fabric, in_ns
+from tests.support.fabric import REPLY, Fabric, Pinger, fabric, in_ns
 from yunguan.dataplane import names
 
 HOSTS = 3
@@ -47,7 +46,6 @@ MOVES = int(os.environ.get("BENCH_MOVES", "10"))
 VMS = int(os.environ.get("BENCH_VMS", "30"))
 PEERS = [int(k) for k in os.environ.get("BENCH_PEERS", "1,3").split(",")]
 AFTER_MOVE_S = 3.0  # how long the ping goes on after each move
-FIRST_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from", re.MULTILINE)
 
 
 def first_reply(dc: Fabric, port: dict, address: str, timeout: float = 30) -> tuple[float, float]:
@@ -66,7 +64,7 @@ def first_reply(dc: Fabric, port: dict, address: str, timeout: float = 30) -> tu
         )
         if sending is None and done.stdout.startswith("PING"):  # past connect(): routed
             sending = started
-        if found := FIRST_REPLY.search(done.stdout):
+        if found := REPLY.search(done.stdout):
             return float(found.group(1)), sending or started
         time.sleep(0.01)  # no namespace or no route yet
     raise SystemExit(f"{address} not reachable from {port['ip']} in {timeout} s")
