@@ -80,6 +80,7 @@ def migrated(settings: Settings) -> dict[str, str]:
 
 def _wipe(db: Database, keep_user: str) -> None:
     from yunguan.billing.models import UsageEvent
+    from yunguan.catalog import models as catalog
     from yunguan.compute import models as compute
     from yunguan.core.audit import AuditEvent
     from yunguan.core.idempotency import IdempotencyRecord
@@ -97,6 +98,10 @@ def _wipe(db: Database, keep_user: str) -> None:
         session.execute(delete(quota.QuotaReservation))
         session.execute(delete(quota.QuotaNode))
         for model in (
+            catalog.CatalogItem,
+            catalog.Category,
+            catalog.TemplateVersion,
+            catalog.ServiceTemplate,
             UsageEvent,
             compute.Snapshot,
             compute.Volume,

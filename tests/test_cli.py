@@ -436,3 +436,54 @@ def test_provider_and_instance_commands(run, root_id: str) -> None:
         '{"hosts": 0}',
         expect=1,
     )
+
+
+def test_catalog_commands(run, admin, live_url: str, root_id: str, tmp_path) -> None:
+    definition = tmp_path / "vm.yaml"
+    definition.write_text(
+        "parameters:\n"
+        "  - {name: size, type: choice, choices: [s1, m1], default: s1}\n"
+        "spec: {flavor_id: {param: size}, image_id: img-1}\n"
+    )
+    create = ("service-template", "create", "vm", "--kind", "instance")
+    made = _json(run(*create, "--definition", str(definition), "-o", "json"))
+    assert made["kind"] == "instance"
+    submitted = _json(run("service-template", "submit", made["id"], "1", "-o", "json"))
+    assert submitted["state"] == "in-review"
+    error = run("service-template", "approve", made["id"], "1", expect=1)
+    assert "four-eyes" in error
+    admin.user(root_id, "reviewer", ["platform-admin"])
+    run("login", live_url, "--username", "reviewer", "--password", PASSWORD)
+    version = _json(run("service-template", "approve", made["id"], "1", "-o", "json"))
+    assert version["state"] == "published"
+    second = _json(run("service-template", "version", "create", made["id"], "-o", "json"))
+    assert second["version"] == 2 and second["spec"] == version["spec"]
+    listed = _json(run("service-template", "version", "list", made["id"], "-o", "json"))
+    assert [v["state"] for v in listed] == ["published", "draft"]
+    run("service-template", "delete", made["id"], "2")
+    category = _json(run("category", "create", "Compute", "--sort-order", "2", "-o", "json"))
+    team = admin.tenant(root_id, "team")
+    item = _json(
+        run(
+            "catalog-item",
+            "create",
+            "Small VM",
+            "--category",
+            category["id"],
+            "--version-id",
+            version["id"],
+            "--tenant",
+            team["id"],
+            "-o",
+            "json",
+        )
+    )
+    assert item["tenant_ids"] == [team["id"]] and item["parameters"][0]["name"] == "size"
+    assert "Small VM" in run("catalog-item", "list", "--filter", f"category_id={category['id']}")
+    exported = tmp_path / "catalog.yaml"
+    run("catalog", "export", str(exported))
+    summary = _json(run("catalog", "import", str(exported), "-o", "json"))
+    assert summary == {"categories": 1, "templates": 1, "versions": 2, "items": 1}
+    assert run("catalog", "export") == exported.read_text()
+    exported.write_text("categories: [")
+    assert "malformed-yaml" in run("catalog", "import", str(exported), expect=1)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from yunguan import __version__
 from yunguan.billing.api import router as billing_router
+from yunguan.catalog.api import router as catalog_router
 from yunguan.compute.api import router as compute_router
 from yunguan.core import secrets
 from yunguan.core.config import Settings, get_settings
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
     app.include_router(scheduler_router, prefix=API_PREFIX)
     app.include_router(providers_router, prefix=API_PREFIX)
     app.include_router(compute_router, prefix=API_PREFIX)
+    app.include_router(catalog_router, prefix=API_PREFIX)
     app.include_router(billing_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     portal.mount(app)

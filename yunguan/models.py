@@ -3,6 +3,7 @@
 
 def load_all() -> None:
     import yunguan.billing.models
+    import yunguan.catalog.models
     import yunguan.compute.models
     import yunguan.core.audit
     import yunguan.core.idempotency

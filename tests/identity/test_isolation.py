@@ -71,10 +71,22 @@ for _noun in _OWNED:
 # Infrastructure: only for platform administrators (403 for everyone else, whose tenant
 # owns none of it). Zones are readable by the tenants that may use them (tests/inventory).
 _NOUNS = ("regions", "zones", "pods", "clusters", "hosts", "storage-pools", "placement-policies")
-_NOUNS += ("vlan-pools", "ip-pools", "providers", "flavors")
+_NOUNS += ("vlan-pools", "ip-pools", "providers", "flavors", "categories", "catalog-items")
 INFRASTRUCTURE = {
     (method, f"/{noun}/{{item_id}}") for noun in _NOUNS for method in ("GET", "PATCH", "DELETE")
 } - {("GET", "/zones/{item_id}"), ("GET", "/flavors/{item_id}")}
+# the catalog: templates are the platform's; categories and items are read by every tenant
+# (which items, tests/catalog/test_visibility.py)
+INFRASTRUCTURE -= {("GET", "/categories/{item_id}"), ("GET", "/catalog-items/{item_id}")}
+INFRASTRUCTURE |= {
+    ("GET", "/service-templates/{item_id}"),
+    ("PATCH", "/service-templates/{item_id}"),
+    ("GET", "/service-templates/{item_id}/versions"),
+    ("POST", "/service-templates/{item_id}/versions"),
+    ("GET", "/service-templates/{item_id}/versions/{version}"),
+    ("PATCH", "/service-templates/{item_id}/versions/{version}"),
+    ("POST", "/service-templates/{item_id}/versions/{version}/actions"),
+}
 INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:5]} | {
     ("POST", "/storage-pools/{item_id}/actions"),
     ("GET", "/hosts/{item_id}/evacuation-plan"),
@@ -90,9 +102,10 @@ INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:
     ("POST", "/sdn/hosts/{item_id}/status"),
     ("POST", "/providers/{item_id}/actions"),
 }
+INFRASTRUCTURE_ACTIONS = {"quotas": "commit", "providers": "sync", "service-templates": "submit"}
 INFRASTRUCTURE_BODIES = {
     "/actions": lambda path: {
-        "action": "commit" if "quotas" in path else "sync" if "providers" in path else "refresh"
+        "action": next((a for n, a in INFRASTRUCTURE_ACTIONS.items() if n in path), "refresh")
     },
     "/addresses": lambda path: {"owner_id": "i-1"},
     "/learn": lambda path: {"destinations": []},
@@ -102,6 +115,8 @@ NOT_TENANT_OWNED = {
     ("GET", "/roles/{role_name}"),
     ("GET", "/zones/{item_id}"),
     ("GET", "/flavors/{item_id}"),  # sizes every tenant may use
+    ("GET", "/categories/{item_id}"),
+    ("GET", "/catalog-items/{item_id}"),
 } | INFRASTRUCTURE
 PARAM_TO_OBJECT = {
     "tenant_id": "tenant",
@@ -212,7 +227,7 @@ def test_every_member_route_is_covered(app) -> None:
 def test_infrastructure_is_for_platform_administrators(
     two_tenants: dict[str, Any], admin: Api, method: str, template: str
 ) -> None:
-    path = re.sub(r"\{[^}]+\}", "x-1", template)
+    path = re.sub(r"\{[^}]+\}", "x-1", template.replace("{version}", "1"))
     ending = "/" + path.rsplit("/", 1)[-1]
     body = INFRASTRUCTURE_BODIES[ending](path) if ending in INFRASTRUCTURE_BODIES else {}
     answer = two_tenants["caller"].call(method, path, json=body if method != "GET" else None)

@@ -47,7 +47,8 @@ class Client:
         saved = json.loads(path.read_text())
         return cls(saved["url"], saved["token"])
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The server's answer; an error is printed and ends the command."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -55,6 +56,10 @@ class Client:
             raise typer.Exit(3)
         if response.status_code >= 400:
             _fail(response)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.send(method, path, **kwargs)
         return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from yunguan.catalog import cli as catalog_cli
 from yunguan.cli import client as http
 from yunguan.cli.output import Format, OutputOption, show
 from yunguan.compute import cli as compute_cli
@@ -46,6 +47,7 @@ for sub, name in (
             network_cli.COMMANDS,
             providers_cli.COMMANDS,
             compute_cli.COMMANDS,
+            catalog_cli.COMMANDS,
         )
         for noun, sub in commands.items()
     ),

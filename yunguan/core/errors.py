@@ -1,5 +1,6 @@
 """RFC 9457 problem+json errors with stable codes."""
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -48,6 +49,29 @@ class NotFound(Problem):
 
 class Conflict(Problem):
     status, code, title = 409, "conflict", "Conflict"
+
+
+class Unprocessable(Problem):
+    """Well-formed input whose content is wrong; ``errors`` lists each fault as
+    ``{"loc": [...], "msg": ..., "type": ...}``, as request validation does."""
+
+    status, code, title = 422, "validation-error", "Invalid request"
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic's errors as problem+json lists them."""
+    return [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+        for e in errors
+    ]
+
+
+def summary(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)[:2000]
+
+
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
 class BadGateway(Problem):
@@ -116,10 +140,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
+        errors = field_errors(exc.errors())
         malformed = any(e["type"] == "json_invalid" for e in errors)
         code, title = (
             ("malformed-json", "Malformed JSON body")
@@ -130,7 +151,7 @@ def install_handlers(app: FastAPI) -> None:
             400 if malformed else 422,
             code,
             title,
-            "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)[:2000],
+            summary(errors),
             request,
             errors=errors,
         )

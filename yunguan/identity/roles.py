@@ -19,6 +19,8 @@ ROLES: dict[str, dict[str, object]] = {
         | {"tenant:write", "user:write", "group:write", "audit:read"}
         | {"resource:read", "resource:write"},
     },
+    # The catalog (catalog:read, catalog:write, catalog:review) is global, so only platform
+    # administrators hold it; an approver's scope is its own subtree's orders.
     APPROVER: {
         "description": "Approves or rejects orders in its tenant's subtree.",
         "permissions": _READ_IDENTITY | {"resource:read", "order:approve"},

@@ -73,6 +73,28 @@ def restrict(
     return stmt.where(mine)
 
 
+def restrict_granted(
+    stmt: Select[Any],
+    model: Any,
+    grants: tuple[Any, Any],
+    principal: Principal,
+    permission: str,
+    *,
+    everyone: Any,
+) -> Select[Any]:
+    """Limit ``stmt`` to rows no tenant owns but that are shared with tenant subtrees: a row
+    is visible when ``everyone`` holds for it, or when one of its grants (``grants`` = the
+    grant table's row-id and tenant-id columns) names the principal's tenant or an ancestor."""
+    if not principal.can(permission):
+        return stmt.where(false())
+    if principal.is_platform_admin:
+        return stmt
+    row_id, tenant_id = grants
+    ancestors = [t for t in principal.tenant_path.split("/") if t]
+    granted = select(row_id).where(tenant_id.in_(ancestors))
+    return stmt.where(or_(everyone, model.id.in_(granted)))
+
+
 def get_visible(
     session: Session,
     model: type[M],

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,13 @@ from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
 from yunguan.identity.crud import apply_changes
-from yunguan.identity.scope import Principal, get_permitted, list_permitted, require
+from yunguan.identity.scope import (
+    Principal,
+    get_permitted,
+    list_permitted,
+    require,
+    restrict_granted,
+)
 from yunguan.inventory.models import (
     Cluster,
     Host,
@@ -161,11 +167,9 @@ def _visible_zones(principal: Principal) -> Any:
     stmt = select(Zone)
     if principal.can(READ):
         return stmt
-    if not principal.can("resource:read"):
-        return stmt.where(Zone.id.is_(None))
-    ancestors = [t for t in principal.tenant_path.split("/") if t]
-    granted = select(ZoneAccess.zone_id).where(ZoneAccess.tenant_id.in_(ancestors))
-    return stmt.where(or_(Zone.visibility == "public", Zone.id.in_(granted)))
+    grants = (ZoneAccess.zone_id, ZoneAccess.tenant_id)
+    public = Zone.visibility == "public"
+    return restrict_granted(stmt, Zone, grants, principal, "resource:read", everyone=public)
 
 
 def zone_tenants(session: Session, zone_ids: Sequence[str]) -> dict[str, list[str]]:
