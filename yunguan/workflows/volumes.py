@@ -126,8 +126,15 @@ def _failed(session: Session, kind: str, row: Any, params: dict, error: str) -> 
     row.state = params["resting"] if kind == volumes.EXTEND else FAILED[kind]
 
 
+DONE = {"state": "succeeded", "step": "done", "progress": 100}
+
+
 @step
-def _settle(operation_id: str, kind: str, answer: dict[str, Any], instance_id: str | None) -> None:
+def _settle(
+    operation_id: str, kind: str, answer: dict[str, Any], instance_id: str | None, last: bool
+) -> None:
+    """Record the provider's answer on the row; the operation ends here when this is its
+    ``last`` call or the call failed (a create with an attach goes on to the attach)."""
     operation = load(operation_id)
     with get_database().session() as session:
         row = _row(session, kind, operation.target_id)  # type: ignore[union-attr]
@@ -136,17 +143,19 @@ def _settle(operation_id: str, kind: str, answer: dict[str, Any], instance_id: s
             advance(operation_id, state="failed", error=answer["error"][:2000], session=session)
         else:
             _succeeded(session, kind, row, answer, operation.params, instance_id)  # type: ignore[union-attr]
-            done = {"state": "succeeded", "step": "done", "progress": 100}
-            advance(operation_id, session=session, **done)
+            progress = DONE if last else {"step": "attach", "progress": 50}
+            advance(operation_id, session=session, **progress)
         row.operation_id = None
 
 
 @step
 def _resting(operation_id: str) -> str | None:
-    """Between a create and the attach asked with it: the volume waits ``attaching``."""
+    """Between a create and the attach asked with it: the volume waits ``attaching``. A
+    volume someone else took meanwhile is not attached: the create is done."""
     with get_database().session() as session:
         volume = _row(session, volumes.ATTACH, load(operation_id).target_id)  # type: ignore[union-attr]
         if volume.state != "available":
+            advance(operation_id, session=session, **DONE)
             return None
         volume.state, volume.operation_id = "attaching", operation_id
         return volume.id
@@ -157,12 +166,12 @@ def volume_work(operation_id: str) -> str:
     operation = load(operation_id)
     kind, params = operation.kind, operation.params  # type: ignore[union-attr]
     instance_id = params.get("instance_id") or params.get("attach")
+    attach = kind == volumes.CREATE and bool(params.get("attach"))
     answer = _call(operation_id, kind, instance_id)
-    _settle(operation_id, kind, answer, instance_id)
-    attach = kind == volumes.CREATE and params.get("attach") and "error" not in answer
-    if attach and _resting(operation_id) is not None:
+    _settle(operation_id, kind, answer, instance_id, not attach)
+    if attach and "error" not in answer and _resting(operation_id) is not None:
         attached = _call(operation_id, volumes.ATTACH, instance_id)
-        _settle(operation_id, volumes.ATTACH, attached, instance_id)
+        _settle(operation_id, volumes.ATTACH, attached, instance_id, True)
     return "failed" if "error" in answer else "done"
 
 
