@@ -3,6 +3,7 @@ instances. Requests check and record; the workflows in ``workflows.instances`` d
 and call back here to move an instance through its states. The only code that writes the
 compute tables."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from yunguan.compute.schemas import (
 )
 from yunguan.core import audit
 from yunguan.core.clock import now
-from yunguan.core.db import flush_or_conflict
+from yunguan.core.db import flush_or_conflict, locked
 from yunguan.core.errors import BadGateway, BadRequest, Conflict, NotFound
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
@@ -182,6 +183,12 @@ def get_instance(session: Session, principal: Principal, instance_id: str) -> In
     return get_visible(session, Instance, instance_id, principal, READ)
 
 
+def instances_by_id(session: Session, instance_ids: Sequence[str]) -> list[Instance]:
+    """Instances of work authorised earlier (an order's), in id order."""
+    stmt = select(Instance).where(Instance.id.in_(instance_ids)).order_by(Instance.id)
+    return list(session.scalars(stmt))
+
+
 def demand(flavor: Flavor) -> dict[str, int]:
     """What one instance of the flavor counts against quota."""
     amounts = {"instances": 1, "vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb}
@@ -242,15 +249,7 @@ def request_create(
             code="disk-too-small",
         )
     zone_id, vxnet = _zone_and_vxnet(session, principal, tenant.id, image, data)
-    wanted = {k: v * data.count for k, v in demand(flavor).items()}
-    for outcome in quota.check(session, tenant.id, wanted, lock=False):
-        if not outcome["admitted"]:
-            raise quota.QuotaExceeded(
-                f"{outcome['resource']} +{outcome['amount']}: tenant {outcome['refused_at']} "
-                f"{outcome['reason']}",
-                resource=outcome["resource"],
-                tenant_id=outcome["refused_at"],
-            )
+    quota.preflight(session, tenant.id, {k: v * data.count for k, v in demand(flavor).items()})
     made = []
     for n in range(data.count):
         instance = Instance(
@@ -422,12 +421,10 @@ def count_provider_instances(session: Session, provider_id: str) -> int:
 
 
 def lock(session: Session, ident: str, model: Any = Instance) -> Any:
-    return session.scalars(
-        select(model)
-        .where(model.id == ident)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    row = locked(session, model, ident)
+    if row is None:
+        raise NotFound(f"{model.__tablename__.rstrip('s')} {ident} not found")
+    return row
 
 
 def record_event(

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
 
     run_workers: bool = True
     """Whether this process dequeues workflows; API-only processes set it false."""
+    run_schedules: bool = True
+    """Whether a worker process runs the periodic jobs (tests run them by hand instead)."""
     workflow_concurrency: int = Field(default=8, ge=1, le=256)
     """Workflows one worker process runs at once."""
     executor_id: str = "local"
@@ -45,6 +47,8 @@ class Settings(BaseSettings):
     """How long a workload told to give borrowed capacity back keeps running."""
     quota_hold_seconds: int = Field(default=900, ge=60, le=86400)
     """How long a request waiting for reclaimed capacity stays pending."""
+    service_retention_days: int = Field(default=7, ge=0, le=365)
+    """How long an expired service stays stopped (renewable) before its resources go."""
     sdn_learn_ttl_seconds: int = Field(default=300, ge=10, le=86400)
     """How long a direct entry granted on a learn report lives (``ondemand`` VPCs)."""
     sdn_learn_cap: int = Field(default=512, ge=1, le=100_000)
@@ -52,6 +56,18 @@ class Settings(BaseSettings):
     storage_refresh_minutes: int = Field(default=5, ge=5, le=1440)
     """How often storage pools are re-measured: minutes dividing an hour, or hours dividing a
     day (the schedule is a cron expression, so the runs stay evenly spaced)."""
+
+    smtp_host: str | None = None
+    """SMTP server that sends notification email; unset, no email is queued (the inbox and
+    webhooks work without it)."""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "yunguan@localhost"
+    """The From address of notification email."""
+    smtp_username: str | None = None
+    """Log in to the SMTP server as this user (with ``smtp_password``); unset, no login."""
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    """Upgrade the SMTP connection with STARTTLS before logging in and sending."""
 
     @field_validator("storage_refresh_minutes")
     @classmethod

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, Numeric, String, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, Numeric, String, create_engine, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -136,8 +136,17 @@ def _insert(session: Session, model: Any, rows: list[dict[str, Any]] | dict[str,
 
 
 def insert_missing(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows whose primary key is not there yet (concurrent callers included)."""
-    session.execute(_insert(session, model, rows).on_conflict_do_nothing())
+    """Insert the rows whose primary key is not there yet (concurrent callers included);
+    no rows, no statement (an empty VALUES would insert one row of defaults)."""
+    if rows:
+        session.execute(_insert(session, model, rows).on_conflict_do_nothing())
+
+
+def locked(session: Session, model: Any, ident: str) -> Any:
+    """The row ``ident`` of ``model`` (None if absent), locked until the transaction ends and
+    read afresh, so whoever holds the lock next sees this one's changes."""
+    stmt = select(model).where(model.id == ident).with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
 def upsert(session: Session, model: Any, row: dict[str, Any]) -> None:

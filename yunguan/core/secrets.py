@@ -4,6 +4,8 @@ The key is ``YUNGUAN_SECRET_KEY`` or, when unset, a key made once in the data di
 (mode 0600). Losing the key loses the stored credentials, never anything else.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -48,12 +50,22 @@ def _fernet(key: bytes) -> Fernet:
     return Fernet(key)
 
 
-def cipher() -> Fernet:
+def _key() -> bytes:
     settings = _settings or get_settings()
     if settings.secret_key:
-        return _fernet(settings.secret_key.encode())
+        return settings.secret_key.encode()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return _fernet(_key_file(settings.data_dir / "secret.key"))
+    return _key_file(settings.data_dir / "secret.key")
+
+
+def cipher() -> Fernet:
+    return _fernet(_key())
+
+
+def derived(purpose: str) -> str:
+    """A secret for one ``purpose``, derived from the platform key (the same in every
+    process of the platform; another purpose gets an unrelated one)."""
+    return hmac.new(_key(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def seal(values: dict[str, Any]) -> str:

@@ -1,9 +1,19 @@
 """Field types shared by every API schema: strict, bounded, free of control characters."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
 
 def _printable(value: str) -> str:
@@ -50,6 +60,21 @@ def _representable(value: datetime) -> datetime:
 
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_representable)]
+
+
+def _not_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('give money as a string ("12.50"): a float is not exact')
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_not_float),
+    Field(ge=0, le=10**12, decimal_places=4),
+    PlainSerializer(str, return_type=str, when_used="json"),
+]
+"""An amount of money: a decimal string (or integer) in, a string out; never a float."""
 
 
 class Input(BaseModel):

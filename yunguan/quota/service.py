@@ -129,6 +129,19 @@ def check(
     ]
 
 
+def preflight(session: Session, tenant_id: str, amounts: dict[str, int]) -> None:
+    """A 409 now when the last committed figures already refuse ``amounts`` (the real
+    reservation, later, confirms or refuses for good)."""
+    for outcome in check(session, tenant_id, amounts, lock=False):
+        if not outcome["admitted"]:
+            raise QuotaExceeded(
+                f"{outcome['resource']} +{outcome['amount']}: tenant {outcome['refused_at']} "
+                f"{outcome['reason']}",
+                resource=outcome["resource"],
+                tenant_id=outcome["refused_at"],
+            )
+
+
 def _outcomes(paths: dict[str, list[QuotaNode]], wanted: dict[str, int]) -> list[tuple]:
     """Per resource: (resource, amount, each path node's (slack, usage) after, refusal)."""
     return [(r, q, *engine.admit(paths[r], q)) for r, q in sorted(wanted.items())]

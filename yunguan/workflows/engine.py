@@ -44,9 +44,10 @@ def launch(settings: Settings) -> None:
     )
     _launched = True
     if settings.run_workers:
-        from yunguan.workflows import periodic
+        if settings.run_schedules:
+            from yunguan.workflows import periodic
 
-        periodic.schedule(settings)
+            periodic.schedule(settings)
         _resubmit_pending()
 
 

@@ -59,6 +59,17 @@ def load(operation_id: str) -> Operation | None:
         return session.get(Operation, operation_id)
 
 
+def outcome(operation_ids: list[str]) -> tuple[bool, str]:
+    """Whether every operation has ended, and the first failure's error."""
+    with get_database().session(write=False) as session:
+        rows = session.execute(
+            select(Operation.state, Operation.error).where(Operation.id.in_(operation_ids))
+        ).all()
+    ended = all(state in ("succeeded", "failed") for state, _ in rows)
+    failed = [error or "failed" for state, error in rows if state == "failed"]
+    return ended, failed[0] if failed else ""
+
+
 def pending_operations() -> list[tuple[str, str]]:
     with get_database().session(write=False) as session:
         rows = session.execute(
