@@ -55,7 +55,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
-        database_url=database_url, data_dir=tmp_path_factory.mktemp("data"), log_level="WARNING"
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        log_level="WARNING",
+        run_schedules=False,  # tests run the periodic jobs themselves, at the moment they choose
     )
 
 
@@ -86,6 +89,8 @@ def _wipe(db: Database, keep_user: str) -> None:
     from yunguan.core.idempotency import IdempotencyRecord
     from yunguan.inventory import models as inventory
     from yunguan.network import models as network
+    from yunguan.notifications import models as notifications
+    from yunguan.orders import models as orders
     from yunguan.providers import models as providers
     from yunguan.quota import models as quota
     from yunguan.scheduler import models as scheduler
@@ -98,6 +103,15 @@ def _wipe(db: Database, keep_user: str) -> None:
         session.execute(delete(quota.QuotaReservation))
         session.execute(delete(quota.QuotaNode))
         for model in (
+            notifications.Delivery,
+            notifications.Webhook,
+            notifications.Notification,
+            orders.Subscription,
+            orders.ServiceInstance,
+            orders.ApprovalTask,
+            orders.OrderEvent,
+            orders.Order,
+            orders.ApprovalPolicy,
             catalog.CatalogItem,
             catalog.Category,
             catalog.TemplateVersion,

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.api import ADMIN_PASSWORD, PASSWORD
+from tests.support.waiting import wait_operation
 from yunguan.cli.main import app as cli
 
 
@@ -487,3 +488,84 @@ def test_catalog_commands(run, admin, live_url: str, root_id: str, tmp_path) -> 
     assert run("catalog", "export") == exported.read_text()
     exported.write_text("categories: [")
     assert "malformed-yaml" in run("catalog", "import", str(exported), expect=1)
+
+
+def test_notification_and_webhook_commands(run, app, admin, live_url: str, root_id: str) -> None:
+    from yunguan.notifications.service import notify
+
+    team = admin.tenant(root_id, "team")
+    reader = admin.user(team["id"], "reader", ["tenant-admin"])
+    with app.state.db.session() as session:
+        for subject in ("first", "second"):
+            notify(
+                session,
+                event="order.approved",
+                tenant_id=team["id"],
+                user_ids=[reader["id"]],
+                subject=subject,
+                body="",
+            )
+    run("login", live_url, "--username", "reader", "--password", PASSWORD)
+    listed = _json(run("notification", "list", "--unread", "-o", "json"))
+    assert [n["subject"] for n in listed] == ["second", "first"]
+    assert "marked" in run("notification", "read", listed[0]["id"])
+    assert [n["subject"] for n in _json(run("notification", "list", "--unread", "-o", "json"))] == [
+        "first"
+    ]
+    assert "marked 1 notification(s) read" in run("notification", "read", "--all")
+    run("notification", "read", expect=2)
+
+    create = ("webhook", "create", "--url", "https://hooks.team.test/y", "--event", "order.*")
+    made = _json(run(*create, "--description", "fulfilment", "-o", "json"))
+    assert made["events"] == ["order.*"] and len(made["secret"]) >= 32
+    shown = _json(run("webhook", "show", made["id"], "-o", "json"))
+    assert "secret" not in shown and shown["tenant_id"] == team["id"]
+    assert made["id"] in run("webhook", "list")
+    assert _json(run("webhook", "deliveries", made["id"], "-o", "json")) == []
+    assert "url" in run("webhook", "create", "--url", "ftp://x", expect=1)
+    run("webhook", "delete", made["id"])
+    run("webhook", "show", made["id"], expect=1)
+
+
+@pytest.mark.usefixtures("workflows")
+def test_order_approval_and_service_commands(run, admin, live_url: str, root_id: str, tmp_path):
+    from tests.orders.conftest import offer
+    from tests.support.compute import simulated_zone
+
+    item = offer(admin, root_id, simulated_zone(admin))
+    team = admin.tenant(root_id, "team")
+    lead = admin.user(team["id"], "lead", ["approver"])
+    admin.user(team["id"], "dev", ["member"])
+    stages = tmp_path / "stages.yaml"
+    stages.write_text(f"- {{name: lead, approvers: [{lead['id']}]}}\n")
+    create = ("approval-policy", "create", "--tenant", team["id"], "--name", "team")
+    policy = _json(run(*create, "--stages", str(stages), "-o", "json"))
+    assert policy["stages"][0]["approvers"] == [lead["id"]]
+
+    run("login", live_url, "--username", "dev", "--password", PASSWORD)
+    order = ("order", "create", "--item", item["id"], "--name", "web", "--value", "count=1")
+    placed = _json(run(*order, "--months", "1", "-o", "json"))
+    assert placed["state"] == "pending-approval" and placed["values"] == {
+        "count": 1,
+        "size": item["parameters"][0]["default"],
+    }
+    assert "invalid-parameters" in run(*order, "--value", "count=9", expect=1)
+
+    run("login", live_url, "--username", "lead", "--password", PASSWORD)
+    assert placed["id"] in run("approval", "list")
+    approved = _json(run("order", "approve", placed["id"], "--comment", "ok", "-o", "json"))
+    assert approved["state"] == "fulfilling"
+    done = wait_operation(admin, approved["operation_id"], timeout=60)
+    assert done["state"] == "succeeded", done
+    events = _json(run("order", "events", placed["id"], "-o", "json"))
+    assert [e["kind"] for e in events] == ["placed", "approved", "fulfilling", "completed"]
+
+    run("login", live_url, "--username", "dev", "--password", PASSWORD)
+    service_id = admin.ok(admin.get(f"/orders/{placed['id']}"))["service_instance_id"]
+    assert "active" in run("service", "list")
+    renewed = _json(run("service", "renew", service_id, "--months", "2", "-o", "json"))
+    assert renewed["subscription"]["expires_at"] > done["updated_at"]
+    auto = _json(run("service", "auto-renew", service_id, "true", "-o", "json"))
+    assert auto["subscription"]["auto_renew"] is True
+    gone = _json(run("service", "unsubscribe", service_id, "-o", "json"))
+    assert gone["state"] == "releasing"

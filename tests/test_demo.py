@@ -1,16 +1,25 @@
-"""``serve --demo`` seeds an organisation and a data centre the scheduler can place into."""
+"""``serve --demo`` seeds an organisation, a data centre the scheduler can place into and a
+catalog."""
+
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from tests.conftest import new_database_url
+from yunguan.catalog import service as catalog
+from yunguan.catalog.models import TemplateVersion
 from yunguan.compute.models import Instance
 from yunguan.core.config import Settings
 from yunguan.core.db import Database
 from yunguan.core.migrate import upgrade
-from yunguan.demo import seed
+from yunguan.core.pagination import PageParams
+from yunguan.demo import DEMO_ADMIN, DEMO_REVIEWER, seed
+from yunguan.identity.models import Tenant, User
+from yunguan.identity.scope import Principal
 from yunguan.inventory.models import Host, StoragePool
 from yunguan.network.models import Eip, Gateway, Port, Vpc
 from yunguan.network.sdn import controller
+from yunguan.orders import approvals
 from yunguan.scheduler.models import PlacementPolicy
 
 
@@ -40,4 +49,39 @@ def test_demo_seeds_a_data_centre_once(tmp_path) -> None:
         gateway = session.scalars(select(Gateway.host_id)).first()
         doc = controller.document(session, gateway)
         assert len(doc["vpcs"][0]["remote_ports"]) == 4  # the gateway holds the whole table
+        _assert_catalog(session)
     db.dispose()
+
+
+def _member(session, username: str) -> Principal:
+    user = session.scalars(select(User).where(User.username == username)).one()
+    tenant = session.get(Tenant, user.tenant_id)
+    return Principal(user.id, user.username, tenant.id, tenant.path, frozenset(user.roles))
+
+
+def _assert_catalog(session) -> None:
+    """Three templates published with four eyes (the VM's second version in review), and
+    items for every tenant plus one for the industrial park's subtree only."""
+    admin, reviewer = (
+        session.scalars(select(User.id).where(User.username == name)).one()
+        for name, _ in (DEMO_ADMIN, DEMO_REVIEWER)
+    )
+    versions = session.scalars(select(TemplateVersion).order_by(TemplateVersion.version)).all()
+    assert [(v.version, v.state) for v in versions] == [(1, "published")] * 3 + [(2, "in-review")]
+    assert {v.submitted_by for v in versions} == {admin}
+    assert [v.reviewed_by for v in versions] == [reviewer] * 3 + [None]
+    everyone = {"Linux VM", "Web stack", "Object storage"}
+    park = _member(session, "tenant-services-user")
+    acme = _member(session, "acme-group-user")
+    for member, seen in ((park, everyone | {"Park Linux VM"}), (acme, everyone)):
+        items, _ = catalog.list_items(session, member, PageParams(limit=50))
+        assert {i.name for i in items} == seen
+    categories, _ = catalog.list_categories(session, acme, PageParams(limit=50))
+    assert {c.name for c in categories} == {"Compute", "Bundles", "SaaS"}
+    vm = next(i for i in items if i.name == "Linux VM")
+    flavor = next(p for p in vm.parameters if p["name"] == "flavor")
+    assert len(flavor["choices"]) == 3 and flavor["default"] in flavor["choices"]
+    assert vm.price_monthly == Decimal(180)
+    plan = approvals.plan_for(session, acme.tenant_path, Decimal(1200))
+    assert [s["name"] for s in plan] == ["Acme group admin", "Platform"]
+    assert approvals.plan_for(session, park.tenant_path, Decimal(1200)) == []

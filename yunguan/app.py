@@ -28,6 +28,9 @@ from yunguan.identity.api import router as identity_router
 from yunguan.identity.credentials import TokenSigner
 from yunguan.inventory.api import router as inventory_router
 from yunguan.network.api import router as network_router
+from yunguan.notifications import service as notifications
+from yunguan.notifications.api import router as notifications_router
+from yunguan.orders.api import router as orders_router
 from yunguan.providers.api import router as providers_router
 from yunguan.quota.api import router as quota_router
 from yunguan.scheduler.api import router as scheduler_router
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
     db = Database(settings.resolved_database_url)
     set_database(db)
     secrets.configure(settings)
+    notifications.configure(settings)
     signer = TokenSigner(db)
 
     @asynccontextmanager
@@ -82,7 +86,9 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
     app.include_router(providers_router, prefix=API_PREFIX)
     app.include_router(compute_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)
+    app.include_router(orders_router, prefix=API_PREFIX)
     app.include_router(billing_router, prefix=API_PREFIX)
+    app.include_router(notifications_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     portal.mount(app)
 

@@ -1,10 +1,22 @@
 """``yunguan serve --demo``: a small organisation and a simulated data centre to click
 through on first start."""
 
+from collections.abc import Sequence
+from decimal import Decimal
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from yunguan.catalog import service as catalog
+from yunguan.catalog.schemas import (
+    CategoryCreate,
+    ItemCreate,
+    TemplateCreate,
+    VersionAction,
+    VersionCreate,
+)
 from yunguan.compute import service as compute
+from yunguan.compute.models import Flavor, Image
 from yunguan.compute.schemas import FlavorCreate, ImageCreate, InstanceCreate
 from yunguan.core.clock import now
 from yunguan.core.config import Settings
@@ -28,6 +40,8 @@ from yunguan.network.schemas import (
     VpcCreate,
     VxnetCreate,
 )
+from yunguan.orders import approvals
+from yunguan.orders import schemas as order_schemas
 from yunguan.providers import service as providers
 from yunguan.providers.base import Collected
 from yunguan.providers.schemas import ProviderCreate
@@ -39,6 +53,9 @@ from yunguan.scheduler.schemas import PolicyCreate
 
 DEMO_ADMIN = ("admin", "Yunguan-Demo-2026")
 DEMO_PASSWORD = "Demo-Passw0rd!"
+DEMO_REVIEWER = ("reviewer", DEMO_PASSWORD)
+"""A second platform administrator: catalog versions the demo admin submits are published
+by someone else (four eyes)."""
 
 # name -> children; every tenant gets a tenant-admin and a member.
 TREE = {
@@ -52,7 +69,8 @@ def seed(session: Session, settings: Settings) -> bool:
     if session.scalar(select(func.count()).select_from(User)):
         return False
     root = ensure_root_tenant(session)
-    bootstrap_user(session, *DEMO_ADMIN, ["platform-admin"], settings)
+    admin = bootstrap_user(session, *DEMO_ADMIN, ["platform-admin"], settings)
+    reviewer = bootstrap_user(session, *DEMO_REVIEWER, ["platform-admin"], settings)
     password_hash = credentials.hash_password(DEMO_PASSWORD)
 
     def plant(parent: Tenant, children: dict) -> None:
@@ -78,7 +96,12 @@ def seed(session: Session, settings: Settings) -> bool:
     plant(root, TREE)
     session.flush()
     _datacentre(session, settings, root)
+    _catalog(session, _acting(admin, root), _acting(reviewer, root))
     return True
+
+
+def _acting(user: User, root: Tenant) -> Principal:
+    return Principal(user.id, user.username, root.id, root.path, frozenset(user.roles))
 
 
 def _datacentre(session: Session, settings: Settings, root: Tenant) -> None:
@@ -276,3 +299,132 @@ DEMO_CLUSTERS = [
     ("kvm-gpu", "kvm", 2, [{**_KVM, "gpus": 4, "traits": ["ssd", "gpu-a100"]} for _ in range(2)]),
     ("metal", "baremetal", 1, [{**_METAL, "bmc_address": f"10.20.0.{n}"} for n in range(4)]),
 ]
+
+
+DEMO_CATEGORIES = [
+    ("Compute", "Virtual machines of the public zone"),
+    ("Bundles", "Several machines that work together"),
+    ("SaaS", "Services run by partners"),
+]
+
+
+def _catalog(session: Session, author: Principal, reviewer: Principal) -> None:
+    """Categories and three templates the admin wrote and the reviewer published (the VM's
+    second version waits for review), offered to every tenant, and the VM once more to the
+    industrial park only."""
+    flavors = session.scalars(select(Flavor).order_by(Flavor.vcpus)).all()
+    image = session.scalars(select(Image).where(Image.name == "debian-12")).one()
+    categories = [
+        catalog.create_category(
+            session, author, CategoryCreate(name=name, description=about, sort_order=n)
+        )
+        for n, (name, about) in enumerate(DEMO_CATEGORIES)
+    ]
+    published = []
+    for template in _templates(flavors, image):
+        made = catalog.create_template(session, author, template)
+        catalog.act(session, author, made.id, 1, VersionAction(action="submit"))
+        approval = VersionAction(action="approve", comment="demo catalog")
+        published.append(catalog.act(session, reviewer, made.id, 1, approval))
+    vm = published[0]
+    more = VersionCreate.model_validate(_linux_vm(flavors, image, most=10))
+    catalog.create_version(session, author, vm.template_id, more)
+    catalog.act(session, author, vm.template_id, 2, VersionAction(action="submit"))
+    park = session.scalars(select(Tenant).where(Tenant.name == "Industrial Park Authority")).one()
+    offers = [
+        ("Linux VM", "Debian 12 in the size you choose", categories[0], vm, "180", []),
+        ("Web stack", "Web servers and a database", categories[1], published[1], "960", []),
+        ("Object storage", "A bucket at our partner", categories[2], published[2], "45", []),
+        ("Park Linux VM", "For the park's tenants", categories[0], vm, "150", [park.id]),
+    ]
+    for name, description, category, version, price, tenant_ids in offers:
+        item = ItemCreate(
+            name=name,
+            description=description,
+            category_id=category.id,
+            template_version_id=version.id,
+            price_monthly=Decimal(price),
+            tenant_ids=tenant_ids,
+        )
+        catalog.create_item(session, author, item)
+    _approvals(session, author)
+
+
+def _approvals(session: Session, operator: Principal) -> None:
+    """Acme's chain: its group admin approves every order, the platform admin too from
+    1,000 a month on."""
+    acme = session.scalars(select(Tenant).where(Tenant.name == "Acme Group")).one()
+    group_admin = session.scalars(select(User).where(User.username == "acme-group-admin")).one()
+    stages = [
+        order_schemas.Stage(name="Acme group admin", approvers=[group_admin.id]),
+        order_schemas.Stage(name="Platform", approvers=[operator.user_id], min_cost=Decimal(1000)),
+    ]
+    policy = order_schemas.PolicyCreate(tenant_id=acme.id, name="Acme orders", stages=stages)
+    approvals.create_policy(session, operator, policy)
+
+
+def _size(flavors: Sequence[Flavor], name: str, label: str, default: int = 0) -> dict:
+    """A choice among the demo flavors, by id (what the spec's ``flavor_id`` takes)."""
+    return {
+        "name": name,
+        "type": "choice",
+        "label": label,
+        "description": ", ".join(f"{f.id} = {f.name} ({f.vcpus} vCPU)" for f in flavors),
+        "choices": [f.id for f in flavors],
+        "default": flavors[default].id,
+    }
+
+
+def _number(name: str, label: str, least: int, most: int, default: int) -> dict:
+    return {
+        "name": name,
+        "type": "integer",
+        "label": label,
+        "minimum": least,
+        "maximum": most,
+        "default": default,
+    }
+
+
+def _linux_vm(flavors: Sequence[Flavor], image: Image, most: int = 5) -> dict:
+    return {
+        "parameters": [_size(flavors, "flavor", "Size"), _number("count", "Machines", 1, most, 1)],
+        "spec": {
+            "flavor_id": {"param": "flavor"},
+            "image_id": image.id,
+            "count": {"param": "count"},
+        },
+    }
+
+
+def _templates(flavors: Sequence[Flavor], image: Image) -> list[TemplateCreate]:
+    """A VM (size and count), a bundle of web servers and a database, a partner's bucket."""
+    web = {"name": "web", "flavor_id": flavors[1].id, "image_id": image.id}
+    database = {"name": "db", "flavor_id": {"param": "db_flavor"}, "image_id": image.id}
+    bucket = {"name": "bucket", "type": "string", "label": "Bucket name", "required": True}
+    definitions = [
+        {"name": "Linux VM", "kind": "instance"} | _linux_vm(flavors, image),
+        {
+            "name": "Web stack",
+            "kind": "bundle",
+            "parameters": [
+                _number("web_count", "Web servers", 1, 4, 2),
+                _size(flavors, "db_flavor", "Database size", default=-1),
+            ],
+            "spec": {"instances": [web | {"count": {"param": "web_count"}}, database]},
+        },
+        {
+            "name": "Object storage bucket",
+            "kind": "external",
+            "parameters": [
+                bucket | {"pattern": "[a-z0-9][a-z0-9-]{2,62}"},
+                _number("size_gb", "Size (GB)", 100, 10000, 100),
+            ],
+            "spec": {
+                "webhook_url": "https://storage.example.com/hooks/buckets",
+                "bucket": {"param": "bucket"},
+                "size_gb": {"param": "size_gb"},
+            },
+        },
+    ]
+    return [TemplateCreate.model_validate(d) for d in definitions]

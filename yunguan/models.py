@@ -10,6 +10,8 @@ def load_all() -> None:
     import yunguan.identity.models
     import yunguan.inventory.models
     import yunguan.network.models
+    import yunguan.notifications.models
+    import yunguan.orders.models
     import yunguan.providers.models
     import yunguan.quota.models
     import yunguan.scheduler.models

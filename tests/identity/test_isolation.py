@@ -60,6 +60,20 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     ("GET", "/instances/{item_id}/events"): None,
     ("GET", "/instances/{item_id}/console"): None,
     ("POST", "/volumes/{item_id}/actions"): lambda ctx: {"action": "detach"},
+    ("GET", "/webhooks/{item_id}"): None,
+    ("PATCH", "/webhooks/{item_id}"): lambda ctx: {"description": "owned"},
+    ("DELETE", "/webhooks/{item_id}"): None,
+    ("GET", "/webhooks/{item_id}/deliveries"): None,
+    ("GET", "/approval-policies/{item_id}"): None,
+    ("PATCH", "/approval-policies/{item_id}"): lambda ctx: {"name": "renamed"},
+    ("DELETE", "/approval-policies/{item_id}"): None,
+    ("GET", "/orders/{item_id}"): None,
+    ("POST", "/orders/{item_id}/actions"): lambda ctx: {"action": "comment", "comment": "x"},
+    ("GET", "/service-instances/{item_id}"): None,
+    ("POST", "/service-instances/{item_id}/actions"): lambda ctx: {"action": "unsubscribe"},
+    ("POST", "/service-instances/{item_id}/change-orders"): lambda ctx: {
+        "flavor_id": ctx["flavor"]
+    },
 }
 # tenant resources of the network: read, rename, delete
 _OWNED = ("vpcs", "vxnets", "ports", "security-groups", "eips", "images", "instances")
@@ -117,6 +131,9 @@ NOT_TENANT_OWNED = {
     ("GET", "/flavors/{item_id}"),  # sizes every tenant may use
     ("GET", "/categories/{item_id}"),
     ("GET", "/catalog-items/{item_id}"),
+    # a notification is its user's alone, whatever the roles (tests/notifications)
+    ("GET", "/notifications/{item_id}"),
+    ("POST", "/notifications/{item_id}/actions"),
 } | INFRASTRUCTURE
 PARAM_TO_OBJECT = {
     "tenant_id": "tenant",
@@ -149,7 +166,13 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
     b_sg = {"name": "sg", "tenant_id": b["id"]}
     b_sg = admin.ok(admin.post("/security-groups", b_sg), 201)
     b_eip = admin.ok(admin.post("/eips", {"tenant_id": b["id"]}), 201)
+    b_webhook = {"url": "https://hooks.b.test/", "tenant_id": b["id"]}
+    b_webhook = admin.ok(admin.post("/webhooks", b_webhook), 201)
+    b_stages = [{"name": "lead", "approvers": [b_user["id"]]}]
+    b_policy = {"tenant_id": b["id"], "name": "b", "stages": b_stages}
+    b_policy = admin.ok(admin.post("/approval-policies", b_policy), 201)
     from yunguan.compute.models import Flavor, Image, Instance, Snapshot, Volume
+    from yunguan.orders.models import Order, ServiceInstance
     from yunguan.workflows import service as operations
 
     with db.session() as session:
@@ -177,7 +200,24 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         b_snapshot = Snapshot(
             id=new_id("snap"), tenant_id=b["id"], volume_id=b_volume.id, name="s", size_gb=1
         )
-        session.add_all([b_instance, b_volume, b_snapshot])
+        b_order = Order(
+            id=new_id("ord"),
+            tenant_id=b["id"],
+            requested_by=b_user["id"],
+            item_id="ci-x",
+            template_version_id="stv-x",
+            name="web",
+        )
+        b_service = ServiceInstance(
+            id=new_id("si"),
+            tenant_id=b["id"],
+            order_id=b_order.id,
+            item_id="ci-x",
+            name="web",
+            kind="instance",
+            state="active",
+        )
+        session.add_all([b_instance, b_volume, b_snapshot, b_order, b_service])
         operation = operations.create_operation(
             session,
             kind="tenant.delete",
@@ -210,6 +250,11 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         "instances": b_instance.id,
         "volumes": b_volume.id,
         "snapshots": b_snapshot.id,
+        "webhooks": b_webhook["id"],
+        "approval-policies": b_policy["id"],
+        "orders": b_order.id,
+        "service-instances": b_service.id,
+        "flavor": flavor.id,
     }
 
 
@@ -248,7 +293,7 @@ def test_other_tenants_objects_answer_404(
     assert answer.json()["code"] == "not-found"
     # and nothing changed for its owner
     if method != "GET":
-        seen = admin.get(path.removesuffix("/actions"))
+        seen = admin.get(re.sub(r"/(actions|change-orders)$", "", path))
         assert seen.status_code == 200
 
 

@@ -22,7 +22,7 @@ COLUMNS = {
     "service-template": ["id", "name", "kind", "description"],
     "version": ["id", "template_id", "version", "state", "submitted_by", "reviewed_by"],
     "category": ["id", "name", "sort_order", "description"],
-    "catalog-item": ["id", "name", "category_id", "kind", "version", "template_version_id"],
+    "catalog-item": ["id", "name", "category_id", "kind", "version", "price_monthly"],
 }
 COMMANDS = {
     "service-template": noun_app(
@@ -133,11 +133,12 @@ def item_create(
     tenant: Annotated[
         list[str] | None, Opt(help="a tenant subtree that sees it (repeatable; none: all)")
     ] = None,
+    price: Annotated[str | None, Opt(help="list price per month, e.g. 120.00")] = None,
     description: Annotated[str | None, Opt()] = None,
     output: OutputOption = Format.table,
 ) -> None:
     body = given(name=name, category_id=category, template_version_id=version_id)
-    body |= given(tenant_ids=tenant, description=description)
+    body |= given(tenant_ids=tenant, description=description, price_monthly=price)
     show(Client.from_login().post("/catalog-items", body), COLUMNS["catalog-item"], output)
 
 

@@ -1,6 +1,7 @@
 """Catalog: service templates and their versions, categories, and the items tenants see."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
@@ -68,6 +69,7 @@ class CatalogItem(Timestamps, Base):
     description: Mapped[str] = mapped_column(String(1024), default="")
     category_id: Mapped[str] = mapped_column(ForeignKey("categories.id"), index=True)
     template_version_id: Mapped[str] = mapped_column(ForeignKey("template_versions.id"), index=True)
+    price_monthly: Mapped[Decimal] = mapped_column(default=Decimal(0))
     restricted: Mapped[bool] = mapped_column(default=False)
 
 

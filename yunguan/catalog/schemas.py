@@ -1,11 +1,12 @@
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from yunguan.catalog.models import TEMPLATE_KINDS, VERSION_STATES
 from yunguan.catalog.parameters import Parameters
-from yunguan.core.types import Identifier, Input, Name, Output, Text, UtcTime
+from yunguan.core.types import Identifier, Input, Money, Name, Output, Text, UtcTime
 
 Kind = Literal[TEMPLATE_KINDS]  # type: ignore[valid-type]
 Spec = Annotated[
@@ -106,6 +107,9 @@ class ItemCreate(Input):
     description: Text = ""
     category_id: Identifier
     template_version_id: Identifier = Field(description="a published template version")
+    price_monthly: Money = Field(
+        Decimal(0), description="list price per month; an order's cost and approval use it"
+    )
     tenant_ids: TenantIds = Field(
         default_factory=list,
         description="the tenant subtrees that see it; empty: every tenant",
@@ -117,6 +121,7 @@ class ItemUpdate(Input):
     description: Text | None = None
     category_id: Identifier | None = None
     template_version_id: Identifier | None = None
+    price_monthly: Money | None = None
     tenant_ids: TenantIds | None = None
 
 
@@ -129,6 +134,7 @@ class ItemOut(Output):
     description: str
     category_id: str
     template_version_id: str
+    price_monthly: Money
     template_id: str
     kind: str
     version: int

@@ -138,6 +138,13 @@ def list_versions(session: Session, principal: Principal, template_id: str):
     return list(session.scalars(stmt.order_by(TemplateVersion.version)))
 
 
+def list_all_versions(session: Session, principal: Principal) -> list[TemplateVersion]:
+    """Every template's versions, by template and number (the portal's overviews)."""
+    require(principal, CATALOG_READ)
+    stmt = select(TemplateVersion).order_by(TemplateVersion.template_id, TemplateVersion.version)
+    return list(session.scalars(stmt))
+
+
 def get_version(
     session: Session, principal: Principal, template_id: str, number: int, *, lock: bool = False
 ) -> TemplateVersion:
@@ -330,6 +337,28 @@ def get_item(session: Session, principal: Principal, item_id: str) -> CatalogIte
     if item is None:
         raise NotFound(f"catalog item {item_id} not found")
     return _described(session, principal, [item])[0]
+
+
+def orderable(
+    session: Session, principal: Principal, item_id: str
+) -> tuple[CatalogItem, TemplateVersion]:
+    """An item the principal may order now (shown to it, its version published), described
+    as ``get_item`` describes it, and its version."""
+    item = get_item(session, principal, item_id)
+    version = session.get(TemplateVersion, item.template_version_id)
+    if version is None or version.state not in ORDERABLE:
+        raise Conflict(f"catalog item {item_id} is not on offer now", code="not-orderable")
+    return item, version
+
+
+def kind_of_version(session: Session, version_id: str) -> str:
+    """The kind of the template a version belongs to (for work authorised earlier)."""
+    stmt = (
+        select(ServiceTemplate.kind)
+        .join(TemplateVersion, TemplateVersion.template_id == ServiceTemplate.id)
+        .where(TemplateVersion.id == version_id)
+    )
+    return session.scalars(stmt).one()
 
 
 def _listable_version(session: Session, version_id: str, states: Sequence[str]) -> None:

@@ -21,6 +21,8 @@ from yunguan.core.migrate import upgrade
 from yunguan.identity.cli import audit, group, role, tenant, user
 from yunguan.inventory import cli as inventory_cli
 from yunguan.network import cli as network_cli
+from yunguan.notifications import cli as notifications_cli
+from yunguan.orders import cli as orders_cli
 from yunguan.providers import cli as providers_cli
 from yunguan.quota import cli as quota_cli
 from yunguan.scheduler import cli as scheduler_cli
@@ -48,6 +50,8 @@ for sub, name in (
             providers_cli.COMMANDS,
             compute_cli.COMMANDS,
             catalog_cli.COMMANDS,
+            orders_cli.COMMANDS,
+            notifications_cli.COMMANDS,
         )
         for noun, sub in commands.items()
     ),
@@ -181,6 +185,15 @@ def admin_create_user(
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1)
     typer.echo(f"created {created.id} ({username}) in the root tenant")
+
+
+@admin_app.command("vendor-secret")
+def admin_vendor_secret() -> None:
+    """The secret that signs the platform's calls to external (SaaS) vendors: give it to
+    each vendor, who checks X-Yunguan-Signature with it. Derived from the platform key."""
+    from yunguan.orders import vendors
+
+    typer.echo(vendors.secret())
 
 
 @app.command()

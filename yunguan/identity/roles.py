@@ -17,7 +17,8 @@ ROLES: dict[str, dict[str, object]] = {
         "description": "Manages its tenant's subtree: sub-tenants, users, groups, resources.",
         "permissions": _READ_IDENTITY
         | {"tenant:write", "user:write", "group:write", "audit:read"}
-        | {"resource:read", "resource:write"},
+        | {"resource:read", "resource:write"}
+        | {"webhook:read", "webhook:write"},
     },
     # The catalog (catalog:read, catalog:write, catalog:review) is global, so only platform
     # administrators hold it; an approver's scope is its own subtree's orders.
@@ -31,7 +32,7 @@ ROLES: dict[str, dict[str, object]] = {
     },
     AUDITOR: {
         "description": "Reads everything in its tenant's subtree, including the audit log.",
-        "permissions": _READ_IDENTITY | {"audit:read", "resource:read"},
+        "permissions": _READ_IDENTITY | {"audit:read", "resource:read", "webhook:read"},
     },
 }
 

@@ -7,6 +7,8 @@ this origin.
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -27,6 +29,7 @@ from yunguan.identity.credentials import SESSION_COOKIE
 from yunguan.identity.deps import get_signer, resolve
 from yunguan.identity.schemas import TokenRequest
 from yunguan.identity.scope import Principal
+from yunguan.notifications import service as notifications
 from yunguan.workflows import engine
 from yunguan.workflows import service as operations
 from yunguan.workflows.models import Operation
@@ -34,9 +37,21 @@ from yunguan.workflows.models import Operation
 WEB = Path(__file__).resolve().parent
 TEMPLATE_DIRS = [WEB / "templates"] + [
     WEB.parent / domain / "templates"
-    for domain in ("identity", "inventory", "scheduler", "quota", "network", "compute", "providers")
+    for domain in (
+        "identity",
+        "inventory",
+        "scheduler",
+        "quota",
+        "network",
+        "compute",
+        "providers",
+        "catalog",
+        "notifications",
+        "orders",
+    )
 ]
 
+CENT, SUB_CENT = Decimal("0.01"), Decimal("0.0001")
 templates = Jinja2Templates(
     env=Environment(
         loader=ChoiceLoader([FileSystemLoader(d) for d in TEMPLATE_DIRS]),
@@ -55,7 +70,16 @@ def ago(moment: datetime) -> str:
     return "just now"
 
 
+def money(amount: Decimal, grouped: bool = True) -> str:
+    """An amount as people read it: to the cent ("1,200.00"), or to the hundredth of a
+    cent when it has one (a form shows the stored price exactly: ``grouped=False``)."""
+    exact = amount.quantize(SUB_CENT, ROUND_HALF_UP)
+    shown = exact if exact != exact.quantize(CENT) else exact.quantize(CENT)
+    return f"{shown:,}" if grouped else f"{shown}"
+
+
 templates.env.globals["ago"] = ago
+templates.env.filters["money"] = money
 
 
 class LoginRequired(Exception):
@@ -75,6 +99,11 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
         mine.append({"href": "/quotas", "label": "Quotas"})
         mine.append({"href": "/networks", "label": "Networks"})
         mine.append({"href": "/instances", "label": "Instances"})
+        mine.append({"href": "/catalog", "label": "Catalog"})
+        mine.append({"href": "/orders", "label": "My orders"})
+        mine.append({"href": "/services", "label": "My services"})
+    if principal.can("order:approve"):
+        mine.append({"href": "/approvals", "label": "Approvals"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
@@ -84,6 +113,7 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
             {"href": "/ip-pools", "label": "IP pools"},
             {"href": "/sdn", "label": "SDN agents"},
             {"href": "/placement", "label": "Placement"},
+            {"href": "/admin/catalog/templates", "label": "Catalog admin"},
             {"href": "/roles", "label": "Roles"},
             {"href": "/api/v1/docs", "label": "API reference"},
         ]
@@ -111,11 +141,18 @@ def same_origin(request: Request) -> None:
         raise Forbidden("cross-site or origin-less form post refused", code="cross-site")
 
 
+def unread_notifications(request: Request, principal: Principal) -> int:
+    """The inbox badge's count: one COUNT, made only when a whole page is rendered."""
+    with request.app.state.db.session(write=False) as session:
+        return notifications.unread_count(session, principal)
+
+
 def render(request: Request, template: str, principal: Principal | None, **context: Any):
     context |= {
         "principal": principal,
         "nav": navigation(principal) if principal else [],
         "path": request.url.path,
+        "unread": partial(unread_notifications, request, principal),
     }
     return templates.TemplateResponse(request, template, context)
 
@@ -251,10 +288,13 @@ def dashboard(request: Request) -> Response:
 
 
 def mount(app: FastAPI) -> None:
+    from yunguan.catalog.views import router as catalog_pages
     from yunguan.compute.views import router as compute_pages
     from yunguan.identity.views import router as identity_pages
     from yunguan.inventory.views import router as inventory_pages
     from yunguan.network.views import router as network_pages
+    from yunguan.notifications.views import router as notification_pages
+    from yunguan.orders.views import router as order_pages
     from yunguan.providers.views import router as provider_pages
     from yunguan.quota.views import router as quota_pages
     from yunguan.scheduler.views import router as scheduler_pages
@@ -269,6 +309,9 @@ def mount(app: FastAPI) -> None:
         network_pages,
         compute_pages,
         provider_pages,
+        catalog_pages,
+        notification_pages,
+        order_pages,
     ):
         app.include_router(pages)
 

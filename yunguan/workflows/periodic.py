@@ -5,8 +5,13 @@
 - network: learned SDN entries past their TTL are removed (and their hosts told),
   addresses whose cool-down is over return to their pools' free lists, and old port events
   are pruned, every minute;
+- services: approval tasks past their deadline escalate, subscriptions are reminded of
+  their expiry, expire (stopped, or renewed automatically) and are released after their
+  retention period, every minute;
 - providers: every enabled provider's inventory is collected and reconciled, every
-  ``YUNGUAN_PROVIDER_SYNC_MINUTES``.
+  ``YUNGUAN_PROVIDER_SYNC_MINUTES``;
+- notifications: due email and webhook deliveries are sent (failed ones retried with
+  backoff), every minute.
 """
 
 from datetime import datetime
@@ -14,13 +19,14 @@ from typing import Any
 
 from dbos import DBOS
 
-from yunguan.core.config import Settings
+from yunguan.core.config import Settings, get_settings
 from yunguan.core.db import get_database
 from yunguan.network import ipam
 from yunguan.network.sdn import learning, tables
+from yunguan.notifications import delivery
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
-from yunguan.workflows import providers
+from yunguan.workflows import orders, providers
 
 step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=1)
 
@@ -62,6 +68,16 @@ def network_housekeeping(scheduled_time: datetime, context: Any) -> int:
     return _network_housekeeping()
 
 
+@step
+def _deliver_notifications() -> int:
+    return delivery.deliver_due(get_database(), get_settings())
+
+
+@DBOS.workflow()
+def deliver_notifications(scheduled_time: datetime, context: Any) -> int:
+    return _deliver_notifications()
+
+
 def schedule(settings: Settings) -> None:
     DBOS.apply_schedules(
         [
@@ -77,9 +93,19 @@ def schedule(settings: Settings) -> None:
                 "schedule": "* * * * *",
             },
             {
+                "schedule_name": "service-lifecycle",
+                "workflow_fn": orders.service_lifecycle,
+                "schedule": "* * * * *",
+            },
+            {
                 "schedule_name": "provider-sync",
                 "workflow_fn": providers.sync_all,
                 "schedule": f"*/{settings.provider_sync_minutes} * * * *",
+            },
+            {
+                "schedule_name": "notification-delivery",
+                "workflow_fn": deliver_notifications,
+                "schedule": "* * * * *",
             },
         ]
     )

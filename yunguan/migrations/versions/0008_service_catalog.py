@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=1024), nullable=False),
         sa.Column("category_id", sa.String(length=40), nullable=False),
         sa.Column("template_version_id", sa.String(length=40), nullable=False),
+        sa.Column("price_monthly", sa.Numeric(precision=28, scale=10), nullable=False),
         sa.Column("restricted", sa.Boolean(), nullable=False),
         sa.Column("created_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,218 @@
+"""Order fulfilment and the subscription clock.
+
+``order.fulfil``: the order's service instance is made and compute is asked for its
+instances (one step, one transaction); their own workflows provision them; this one waits
+until every instance runs, then activates the service and its subscription and completes
+the order. A refusal or a failed instance fails the order and gives back what was made. The
+workflow id is the operation id, which an order gets once (under its row lock), so however
+many approvals race, an order is fulfilled once.
+
+A change order (a resize) runs three phases on the service's instances, each waiting
+for the compute operations it started: stop, resize, start.
+
+``lifecycle``: every minute, due reminders, expiries, releases and escalations.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from dbos import DBOS
+
+from yunguan.catalog import service as catalog
+from yunguan.core.clock import now
+from yunguan.core.config import get_settings
+from yunguan.core.db import get_database
+from yunguan.core.errors import Problem
+from yunguan.orders import lifecycle, provisioning, vendors
+from yunguan.orders import service as orders
+from yunguan.workflows import engine
+from yunguan.workflows.service import advance, load, outcome
+
+step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
+
+
+def _queue(operations: list[tuple[str, str]]) -> None:
+    for operation_id, kind in operations:
+        engine.submit(operation_id, kind)
+
+
+@step
+def _order_provision(operation_id: str, order_id: str) -> tuple[str, list[tuple[str, str]]]:
+    """(refusal, the compute operations to queue). Run again after a crash, it finds the
+    service instance it made and asks for nothing more. An external offering asks compute
+    for nothing: its vendor is called next."""
+    with get_database().session() as session:
+        advance(operation_id, state="running", step="provision", progress=10, session=session)
+        order = orders.lock(session, order_id)
+        item_kind = catalog.kind_of_version(session, order.template_version_id)
+        service = lifecycle.begin(session, order, item_kind)
+        if service.resources:
+            return "", []
+        try:
+            with session.begin_nested():
+                requests = provisioning.instance_requests(item_kind, order.spec, order.name)
+                made = provisioning.provision(session, service, requests)
+        except Problem as exc:
+            return f"{exc.title}: {exc.detail}", []
+        return "", [(op.id, op.kind) for op in made]
+
+
+@DBOS.step(retries_allowed=True, max_attempts=4, interval_seconds=0.5, backoff_rate=3)
+def _order_vendor(order_id: str) -> None:
+    """Tell an external offering's vendor to provision the service (outside any
+    transaction); the call's id becomes the service's reference. Raises, and is retried,
+    until the vendor takes it. A crash after the call calls again: vendors deduplicate on
+    ``service_instance_id``."""
+    with get_database().session(write=False) as session:
+        service_id = lifecycle.of_order(session, order_id).id
+        service, order = lifecycle.with_order(session, service_id)
+    if service.kind != provisioning.EXTERNAL or service.external_ref:
+        return
+    reference = vendors.call(order, service, "service.provision")
+    with get_database().session() as session:
+        lifecycle.lock(session, service_id).external_ref = reference
+
+
+def _vendor_error(order_id: str) -> str:
+    try:
+        _order_vendor(order_id)
+    except Exception as exc:  # the vendor kept refusing: the order fails
+        return f"the vendor did not take the order: {exc}"
+    return ""
+
+
+@step
+def _order_waiting(operation_id: str) -> float:
+    advance(operation_id, step="wait-resources", progress=40)
+    return now().timestamp() + get_settings().provision_timeout_seconds
+
+
+@step
+def _order_progress(order_id: str, deadline: float) -> tuple[str, str]:
+    with get_database().session(write=False) as session:
+        state, why = provisioning.progress(session, lifecycle.of_order(session, order_id))
+    if state == "waiting" and now().timestamp() > deadline:
+        return "failed", "the resources did not become ready in time"
+    return state, why
+
+
+@step
+def _order_finish(operation_id: str, order_id: str, error: str) -> list[tuple[str, str]]:
+    """Complete the order (the service is active, its subscription runs) or fail it and
+    give back what was made."""
+    with get_database().session() as session:
+        order = orders.lock(session, order_id)
+        service = lifecycle.of_order(session, order_id)
+        undo = lifecycle.fail(session, service) if error else []
+        if not error:
+            lifecycle.activate(session, service, order)
+        orders.finish(session, order, error)
+        state = "failed" if error else "succeeded"
+        advance(operation_id, state=state, step="done", progress=100, error=error, session=session)
+        return [(op.id, op.kind) for op in undo]
+
+
+@step
+def _order_change(
+    operation_id: str, order_id: str, phase: str, progress: int
+) -> list[tuple[str, str]]:
+    with get_database().session() as session:
+        advance(operation_id, state="running", step=phase, progress=progress, session=session)
+        order = orders.lock(session, order_id)
+        service = lifecycle.lock(session, order.service_instance_id)  # type: ignore[arg-type]
+        if phase == "resize":
+            made = provisioning.resize(session, service, order.spec["resize"])
+        else:
+            made = provisioning.power(session, service, phase)
+        return [(op.id, op.kind) for op in made]
+
+
+@step
+def _order_changed(operation_id: str, order_id: str, error: str) -> None:
+    with get_database().session() as session:
+        orders.finish(session, orders.lock(session, order_id), error)
+        state = "failed" if error else "succeeded"
+        advance(operation_id, state=state, step="done", progress=100, error=error, session=session)
+
+
+def _poll(check: Any, *args: Any) -> Any:
+    """Call the step ``check`` until its first value is no longer ``waiting`` (a durable
+    sleep between calls, growing to 2 s)."""
+    pause = 0.2
+    answer = check(*args)
+    while answer[0] == "waiting":
+        DBOS.sleep(pause)
+        pause = min(pause * 2, 2.0)
+        answer = check(*args)
+    return answer
+
+
+@step
+def _order_operations_ended(operation_ids: list[str]) -> tuple[str, str]:
+    ended, error = outcome(operation_ids)
+    return ("ended" if ended else "waiting"), error
+
+
+def _resize(operation_id: str, order_id: str) -> str:
+    for phase, progress in (("stop", 20), ("resize", 50), ("start", 80)):
+        started = _order_change(operation_id, order_id, phase, progress)
+        _queue(started)
+        _, error = _poll(_order_operations_ended, [op_id for op_id, _ in started])
+        if error:
+            return f"{phase}: {error}"
+    return ""
+
+
+@DBOS.workflow()
+def fulfil_order(operation_id: str) -> str:
+    operation = load(operation_id)
+    order_id = operation.target_id  # type: ignore[union-attr]
+    if operation.params.get("order_kind") == "change":  # type: ignore[union-attr]
+        error = _resize(operation_id, order_id)
+        _order_changed(operation_id, order_id, error)
+        return "failed" if error else "completed"
+    error, made = _order_provision(operation_id, order_id)
+    _queue(made)
+    error = error or _vendor_error(order_id)
+    if not error:
+        _, error = _poll(_order_progress, order_id, _order_waiting(operation_id))
+    _queue(_order_finish(operation_id, order_id, error))
+    return "failed" if error else "completed"
+
+
+@step
+def _services_tick() -> list[tuple[str, str]]:
+    with get_database().session() as session:
+        orders.escalate_due(session)
+        return [(op.id, op.kind) for op in lifecycle.tick(session)]
+
+
+@DBOS.workflow()
+def service_lifecycle(scheduled_time: datetime, context: Any) -> int:
+    due = _services_tick()
+    _queue(due)
+    return len(due)
+
+
+@DBOS.step(retries_allowed=True, max_attempts=5, interval_seconds=1, backoff_rate=3)
+def _vendor_call(operation_id: str) -> None:
+    operation = load(operation_id)
+    with get_database().session(write=False) as session:
+        service, order = lifecycle.with_order(session, operation.target_id)  # type: ignore[union-attr]
+    vendors.call(order, service, operation.params["event"])  # type: ignore[union-attr]
+
+
+@DBOS.workflow()
+def call_vendor(operation_id: str) -> str:
+    """Tell an external service's vendor what became of it, retried with backoff."""
+    advance(operation_id, state="running", step="call", progress=10)
+    try:
+        _vendor_call(operation_id)
+    except Exception as exc:  # the vendor kept refusing: recorded on the operation
+        advance(operation_id, state="failed", step="done", progress=100, error=str(exc)[:2000])
+        return "failed"
+    advance(operation_id, state="succeeded", step="done", progress=100)
+    return "called"
+
+
+WORKFLOWS = {orders.FULFIL: fulfil_order, vendors.CALL: call_vendor}
