@@ -82,6 +82,6 @@ def _assert_catalog(session) -> None:
     flavor = next(p for p in vm.parameters if p["name"] == "flavor")
     assert len(flavor["choices"]) == 3 and flavor["default"] in flavor["choices"]
     assert vm.price_monthly == Decimal(180)
-    plan = approvals.plan_for(session, acme.tenant_path, Decimal(1200))
+    plan = approvals.plan_for(session, acme.tenant_id, Decimal(1200))
     assert [s["name"] for s in plan] == ["Acme group admin", "Platform"]
-    assert approvals.plan_for(session, park.tenant_path, Decimal(1200)) == []
+    assert approvals.plan_for(session, park.tenant_id, Decimal(1200)) == []

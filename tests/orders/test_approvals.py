@@ -68,7 +68,7 @@ def test_a_rejection_ends_the_order_and_tells_the_requester(
     member: Api, lead: Api, head: Api, item: dict
 ) -> None:
     placed = order(member, item)
-    assert decide(member, placed["id"], "approve", 403)["code"] == "not-an-approver"
+    assert decide(member, placed["id"], "approve", 403)["code"] == "self-approval"
     assert decide(head, placed["id"], "approve", 403)["code"] == "not-an-approver"
     decide(head, placed["id"], "comment", comment="why two?")
     rejected = decide(lead, placed["id"], "reject", comment="use the shared one")
@@ -200,3 +200,26 @@ def test_an_auditor_reads_orders_but_does_not_comment(
         "Linux VM, cost 300.00"
     )
     assert decide(auditor, placed["id"], "comment", 403, comment="hm")["code"] == "forbidden"
+
+
+def test_a_tenants_own_administrators_do_not_set_its_chain(
+    admin: Api, team: dict, department: dict, lead: Api, member: Api, item: dict
+) -> None:
+    team_admin = admin.as_user(team["id"], "team-admin", ["tenant-admin"])
+    stages = [{"name": "me", "approvers": [team_admin.me["id"]]}]
+    own = team_admin.post(
+        "/approval-policies", {"tenant_id": team["id"], "name": "x", "stages": stages}
+    )
+    assert own.status_code == 403
+    head_admin = admin.as_user(department["id"], "dept-admin", ["tenant-admin"])
+    made = head_admin.ok(
+        head_admin.post(
+            "/approval-policies", {"tenant_id": team["id"], "name": "t", "stages": stages}
+        ),
+        201,
+    )
+    assert team_admin.delete(f"/approval-policies/{made['id']}").status_code == 403
+    placed = order(team_admin, item)
+    assert decide(team_admin, placed["id"], "approve", 403)["code"] == "self-approval"
+    handed = decide(team_admin, placed["id"], "delegate", 422, user_id=team_admin.me["id"])
+    assert handed["code"] == "self-approval"

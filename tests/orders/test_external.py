@@ -58,9 +58,11 @@ def test_the_vendor_provisions_suspends_and_releases_the_service(
     for request in vendor.requests:
         headers = request.headers
         signature, timestamp = headers["X-Yunguan-Signature"], headers["X-Yunguan-Timestamp"]
-        assert verify(vendors.secret(), timestamp, request.body, signature)
+        assert verify(vendors.secret(item["template_id"]), timestamp, request.body, signature)
         assert not verify("another-secret", timestamp, request.body, signature)
 
+    kept = admin.delete(f"/tenants/{team['id']}")  # its service (no instances) holds it
+    assert kept.status_code == 409 and "open order(s) or service(s)" in kept.json()["detail"]
     path = f"/service-instances/{service['id']}/actions"
     member.ok(member.post(path, {"action": "stop"}))
     member.ok(member.post(path, {"action": "unsubscribe"}))

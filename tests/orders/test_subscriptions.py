@@ -9,6 +9,7 @@ import pytest
 
 from tests.orders.conftest import Clock, fulfilled, order
 from tests.support.api import Api
+from tests.support.waiting import wait_operation
 from yunguan.core.clock import add_months
 from yunguan.workflows.orders import service_lifecycle
 
@@ -161,3 +162,63 @@ def test_day_two_power_and_a_resize_through_a_change_order(
         bigger["id"],
         4,
     )
+
+
+def test_change_orders_are_checked_and_do_nothing_to_a_service_gone_meanwhile(
+    admin: Api, member: Api, item: dict, place: dict, team: dict, lead: Api, frozen: Clock
+) -> None:
+    service = service_of(member, order(member, item, term_months=1))
+    changes = f"/service-instances/{service['id']}/change-orders"
+    same = member.post(changes, {"flavor_id": place["flavor"]["id"]})
+    assert same.status_code == 409 and same.json()["code"] == "invalid-flavor"
+    bigger = admin.ok(
+        admin.post("/flavors", {"name": "s4.large", "vcpus": 4, "memory_mb": 4096, "disk_gb": 20}),
+        201,
+    )
+    stages = [{"name": "lead", "approvers": [lead.me["id"]]}]
+    admin.ok(
+        admin.post("/approval-policies", {"tenant_id": team["id"], "name": "t", "stages": stages}),
+        201,
+    )
+    change = member.ok(member.post(changes, {"flavor_id": bigger["id"]}), 201)
+    again = member.post(changes, {"flavor_id": bigger["id"]})
+    assert again.status_code == 409 and again.json()["code"] == "change-pending"
+
+    frozen.now = datetime.fromisoformat(service["subscription"]["expires_at"]) + timedelta(
+        minutes=1
+    )
+    tick()  # expired and stopped before the change is approved
+    member, lead = member.login("dev"), lead.login("lead")
+    assert instance_states(member, service, "stopped") == ["stopped"]
+    approved = lead.ok(lead.post(f"/orders/{change['id']}/actions", {"action": "approve"}))
+    operation = wait_operation(member, approved["operation_id"])
+    assert operation["state"] == "failed" and "the service is expired" in operation["error"]
+    assert member.ok(member.get(f"/orders/{change['id']}"))["state"] == "failed"
+    instance = member.ok(member.get(f"/instances/{service['resources'][0]['id']}"))
+    assert (instance["state"], instance["flavor_id"]) == ("stopped", place["flavor"]["id"])
+
+
+def test_a_release_asked_while_an_instance_is_busy_finishes_at_a_later_tick(
+    member: Api, item: dict
+) -> None:
+    service = service_of(member, order(member, item, term_months=0))
+    path = f"/service-instances/{service['id']}/actions"
+    member.ok(member.post(path, {"action": "stop"}))
+    member.ok(member.post(path, {"action": "unsubscribe"}))  # the instance may still be stopping
+    deadline = time.monotonic() + 30
+    while member.ok(member.get(f"/service-instances/{service['id']}"))["state"] != "released":
+        assert time.monotonic() < deadline, "the service was never released"
+        tick()
+        time.sleep(0.2)
+    assert instance_states(member, service, "deleted") == ["deleted"]
+
+
+def test_finishing_an_order_twice_changes_nothing(member: Api, item: dict, db) -> None:
+    from yunguan.workflows.orders import _order_finish
+
+    done = fulfilled(member, order(member, item))
+    assert _order_finish(done["operation_id"], done["id"], "") == []
+    again = member.ok(member.get(f"/orders/{done['id']}"))
+    assert [e["kind"] for e in again["events"]] == [e["kind"] for e in done["events"]]
+    subscriptions = member.ok(member.get("/subscriptions"))["items"]
+    assert len(subscriptions) == 1

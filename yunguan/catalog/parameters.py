@@ -196,6 +196,9 @@ def check_spec(kind: str, spec: Mapping[str, Any], parameters: Sequence[Paramete
     for key in REQUIRED_KEYS[kind]:
         if spec.get(key) is None:
             errors.append(_error(["spec", key], f"required for {kind} templates", "missing"))
+    if kind == "external" and _is_reference(spec.get("webhook_url")):
+        # its calls are signed: a tenant must not choose where they go
+        errors.append(_error(["spec", "webhook_url"], "must be fixed, not a parameter", "invalid"))
     if kind == "bundle" and not isinstance(spec.get("instances", []), list):
         errors.append(_error(["spec", "instances"], "must be a list", "invalid"))
     _refuse(errors, "invalid-spec")

@@ -6,7 +6,7 @@ from pydantic import Field, model_validator
 
 from yunguan.catalog.models import TEMPLATE_KINDS, VERSION_STATES
 from yunguan.catalog.parameters import Parameters
-from yunguan.core.types import Identifier, Input, Money, Name, Output, Text, UtcTime
+from yunguan.core.types import Amount, Identifier, Input, Money, Name, Output, Text, UtcTime
 
 Kind = Literal[TEMPLATE_KINDS]  # type: ignore[valid-type]
 Spec = Annotated[
@@ -134,7 +134,7 @@ class ItemOut(Output):
     description: str
     category_id: str
     template_version_id: str
-    price_monthly: Money
+    price_monthly: Amount
     template_id: str
     kind: str
     version: int

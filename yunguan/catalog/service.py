@@ -351,10 +351,10 @@ def orderable(
     return item, version
 
 
-def kind_of_version(session: Session, version_id: str) -> str:
-    """The kind of the template a version belongs to (for work authorised earlier)."""
+def template_of(session: Session, version_id: str) -> ServiceTemplate:
+    """The template a version belongs to (for work authorised earlier)."""
     stmt = (
-        select(ServiceTemplate.kind)
+        select(ServiceTemplate)
         .join(TemplateVersion, TemplateVersion.template_id == ServiceTemplate.id)
         .where(TemplateVersion.id == version_id)
     )

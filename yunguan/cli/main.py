@@ -188,12 +188,15 @@ def admin_create_user(
 
 
 @admin_app.command("vendor-secret")
-def admin_vendor_secret() -> None:
-    """The secret that signs the platform's calls to external (SaaS) vendors: give it to
-    each vendor, who checks X-Yunguan-Signature with it. Derived from the platform key."""
+def admin_vendor_secret(
+    template_id: Annotated[str, typer.Argument(help="the external service template's id")],
+) -> None:
+    """The secret that signs the platform's calls to one external (SaaS) template's vendor:
+    give it to the vendor, who checks X-Yunguan-Signature with it. Derived from the
+    platform key (YUNGUAN_SECRET_KEY), so run it where the server runs."""
     from yunguan.orders import vendors
 
-    typer.echo(vendors.secret())
+    typer.echo(vendors.secret(template_id))
 
 
 @app.command()

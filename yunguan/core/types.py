@@ -75,6 +75,8 @@ Money = Annotated[
     PlainSerializer(str, return_type=str, when_used="json"),
 ]
 """An amount of money: a decimal string (or integer) in, a string out; never a float."""
+Amount = Annotated[Decimal, PlainSerializer(str, return_type=str, when_used="json")]
+"""An amount of money the platform computed (a product, a sum), shown as a string."""
 
 
 class Input(BaseModel):

@@ -50,6 +50,11 @@ SYSTEM = Principal(
 """Workflows act as the platform, on work a request authorised before it was queued."""
 
 
+def ancestors(tenant_path: str) -> list[str]:
+    """The tenant ids of a path, root first, the tenant itself last."""
+    return [t for t in tenant_path.split("/") if t]
+
+
 def subtree_ids(path: str) -> Select[Any]:
     return select(Tenant.id).where(Tenant.path.startswith(path, autoescape=True))
 
@@ -90,8 +95,7 @@ def restrict_granted(
     if principal.is_platform_admin:
         return stmt
     row_id, tenant_id = grants
-    ancestors = [t for t in principal.tenant_path.split("/") if t]
-    granted = select(row_id).where(tenant_id.in_(ancestors))
+    granted = select(row_id).where(tenant_id.in_(ancestors(principal.tenant_path)))
     return stmt.where(or_(everyone, model.id.in_(granted)))
 
 

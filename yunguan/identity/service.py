@@ -163,6 +163,16 @@ def tenant_paths(session: Session, tenant_ids: Iterable[str]) -> dict[str, str]:
     return dict(rows.all())
 
 
+def active_user_tenants(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
+    """The tenant paths of those users that exist and are active (the rest are left out)."""
+    rows = session.execute(
+        select(User.id, Tenant.path)
+        .join(Tenant, Tenant.id == User.tenant_id)
+        .where(User.id.in_(set(user_ids)), User.state == "active")
+    )
+    return dict(rows.all())
+
+
 def update_tenant(
     session: Session, principal: Principal, tenant_id: str, data: TenantUpdate
 ) -> Tenant:

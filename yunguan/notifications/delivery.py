@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import structlog
 from sqlalchemy import or_, select, update
 
 from yunguan.core import secrets
@@ -27,6 +28,7 @@ LONGEST_RETRY = timedelta(hours=1)
 LEASE = timedelta(minutes=5)
 """How long a claimed delivery is its worker's; far longer than a send may take."""
 ACTIVE = ("pending", "sending")
+log = structlog.get_logger("yunguan.notifications")
 FAILURES = (OSError, httpx.HTTPError, channels.DeliveryFailed, Problem)
 """What a send may fail with: network and protocol errors (smtplib's are OSErrors), a
 refusal, a webhook secret that cannot be decrypted."""
@@ -126,6 +128,9 @@ def _send(claimed: Claimed, settings: Settings) -> str | None:
             secret = secrets.unseal(claimed.sealed_secret)["secret"]
             channels.post_webhook(claimed.url, secret, claimed.id, claimed.event, claimed.payload)
     except FAILURES as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug or a bad address must not keep the delivery claimed
+        log.exception("delivery-failed", delivery_id=claimed.id)
         return f"{type(exc).__name__}: {exc}"
     return None
 

@@ -25,6 +25,7 @@ from yunguan.identity.models import User
 from yunguan.identity.scope import (
     SYSTEM,
     Principal,
+    ancestors,
     get_visible,
     get_writable,
     list_visible,
@@ -130,7 +131,7 @@ def matches(filters: Sequence[str], event: str) -> bool:
 def _subscribed(session: Session, tenant_id: str, event: str) -> list[Webhook]:
     """Enabled webhooks of the tenant and its ancestors whose filter selects ``event``."""
     path = identity.tenant_paths(session, [tenant_id]).get(tenant_id, f"/{tenant_id}/")
-    owners = [t for t in path.split("/") if t]
+    owners = ancestors(path)
     stmt = select(Webhook).where(Webhook.tenant_id.in_(owners), Webhook.enabled.is_(True))
     return [w for w in session.scalars(stmt.order_by(Webhook.id)) if matches(w.events, event)]
 

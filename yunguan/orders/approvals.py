@@ -6,19 +6,18 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
 from yunguan.core.clock import now
 from yunguan.core.db import flush_or_conflict
-from yunguan.core.errors import Unprocessable, summary
+from yunguan.core.errors import Forbidden, NotFound, Unprocessable, summary
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
 from yunguan.identity.crud import apply_changes
-from yunguan.identity.models import Tenant, User
-from yunguan.identity.scope import Principal, get_visible, list_visible, require
+from yunguan.identity.scope import Principal, ancestors, get_visible, list_visible, require
 from yunguan.notifications import service as notifications
 from yunguan.orders.models import ApprovalPolicy, ApprovalTask, Order
 from yunguan.orders.schemas import PolicyCreate, PolicyUpdate, Stage
@@ -41,22 +40,41 @@ def get_policy(session: Session, principal: Principal, policy_id: str) -> Approv
 def create_policy(session: Session, principal: Principal, data: PolicyCreate) -> ApprovalPolicy:
     require(principal, MANAGE)
     tenant = identity.tenant_for_new_resource(session, principal, data.tenant_id)
+    _require_above(principal, tenant.id)
     policy = ApprovalPolicy(id=new_id("apol"), tenant_id=tenant.id)
     return _save(session, policy, tenant.path, data)
 
 
 def update_policy(session: Session, principal: Principal, policy_id: str, data: PolicyUpdate):
-    policy = get_visible(session, ApprovalPolicy, policy_id, principal, READ, owned=True)
-    require(principal, MANAGE)
-    tenant_path = identity.tenant_paths(session, [policy.tenant_id])[policy.tenant_id]
-    return _save(session, policy, tenant_path, data)
+    policy = _managed(session, principal, policy_id)
+    return _save(session, policy, _path(session, policy.tenant_id), data)
 
 
 def delete_policy(session: Session, principal: Principal, policy_id: str) -> None:
-    policy = get_visible(session, ApprovalPolicy, policy_id, principal, READ, owned=True)
-    require(principal, MANAGE)
+    policy = _managed(session, principal, policy_id)
     session.delete(policy)
     audit.note(target_type="approval-policy", target_id=policy_id, tenant_id=policy.tenant_id)
+
+
+def _managed(session: Session, principal: Principal, policy_id: str) -> ApprovalPolicy:
+    policy = get_visible(session, ApprovalPolicy, policy_id, principal, READ, owned=True)
+    require(principal, MANAGE)
+    _require_above(principal, policy.tenant_id)
+    return policy
+
+
+def _require_above(principal: Principal, tenant_id: str) -> None:
+    """A tenant's chain is set from above it: its own administrators, whose orders it
+    approves, cannot change it."""
+    if tenant_id == principal.tenant_id and not principal.is_platform_admin:
+        raise Forbidden("a tenant's approval chain is set by the administrators above it")
+
+
+def _path(session: Session, tenant_id: str) -> str:
+    path = identity.tenant_paths(session, [tenant_id]).get(tenant_id)
+    if path is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    return path
 
 
 def _save(
@@ -77,14 +95,7 @@ def _check_people(session: Session, tenant_path: str, stages: Sequence[Stage]) -
     """Every approver must be an active user who sees the subtree's orders: one of its
     tenant or of a tenant above it."""
     named = {u for stage in stages for u in (*stage.approvers, *stage.escalate_to)}
-    able = set(
-        session.scalars(
-            select(User.id)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.id.in_(named), User.state == "active")
-            .where(func.substr(tenant_path, 1, func.length(Tenant.path)) == Tenant.path)
-        )
-    )
+    homes = identity.active_user_tenants(session, named)
     errors = [
         {
             "loc": ["stages", str(n), field],
@@ -94,7 +105,7 @@ def _check_people(session: Session, tenant_path: str, stages: Sequence[Stage]) -
         for n, stage in enumerate(stages)
         for field, users in (("approvers", stage.approvers), ("escalate_to", stage.escalate_to))
         for user in users
-        if user not in able
+        if not (user in homes and tenant_path.startswith(homes[user]))
     ]
     if errors:
         raise Unprocessable(summary(errors), code="unknown-approver", errors=errors)
@@ -103,19 +114,13 @@ def _check_people(session: Session, tenant_path: str, stages: Sequence[Stage]) -
 # --- an order's plan and tasks -------------------------------------------------------------
 
 
-def plan_for(session: Session, tenant_path: str, cost: Decimal) -> list[dict[str, Any]]:
-    """The stages an order of the tenant at ``tenant_path`` costing ``cost`` goes through:
-    those of the nearest policy up the tree whose ``min_cost`` it reaches (none: no
-    approval needed)."""
-    ancestors = [t for t in tenant_path.split("/") if t]
-    policy = session.scalars(
-        select(ApprovalPolicy)
-        .join(Tenant, Tenant.id == ApprovalPolicy.tenant_id)
-        .where(ApprovalPolicy.tenant_id.in_(ancestors))
-        .order_by(func.length(Tenant.path).desc())
-        .limit(1)
-    ).first()
-    stages = [Stage.model_validate(s) for s in policy.stages] if policy else []
+def plan_for(session: Session, tenant_id: str, cost: Decimal) -> list[dict[str, Any]]:
+    """The stages an order of the tenant costing ``cost`` goes through: those of the
+    nearest policy up the tree whose ``min_cost`` it reaches (none: no approval needed)."""
+    line = ancestors(_path(session, tenant_id))
+    policies = session.scalars(select(ApprovalPolicy).where(ApprovalPolicy.tenant_id.in_(line)))
+    nearest = max(policies, key=lambda p: line.index(p.tenant_id), default=None)
+    stages = [Stage.model_validate(s) for s in nearest.stages] if nearest else []
     return [s.model_dump(mode="json") for s in stages if cost >= s.min_cost]
 
 
@@ -176,9 +181,14 @@ def close_stage(session: Session, order: Order, decided: ApprovalTask | None, st
 
 def delegate(session: Session, order: Order, task: ApprovalTask, user_id: str) -> ApprovalTask:
     """Hand ``task`` to another user who sees the order; the deadline stays."""
-    tenant_path = identity.tenant_paths(session, [order.tenant_id])[order.tenant_id]
     stage = Stage(name=task.stage_name, approvers=[user_id])
-    _check_people(session, tenant_path, [stage])
+    _check_people(session, _path(session, order.tenant_id), [stage])
+    if user_id == order.requested_by:
+        raise Unprocessable(
+            "the requester does not approve its own order",
+            code="self-approval",
+            errors=[{"loc": ["user_id"], "msg": "the requester", "type": "self-approval"}],
+        )
     if any(t.assignee_id == user_id for t in pending_tasks(session, order)):
         raise Unprocessable(
             f"{user_id} is an approver of this stage already",

@@ -8,14 +8,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+import structlog
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yunguan.core import audit
 from yunguan.core.clock import add_months, now
 from yunguan.core.config import get_settings
-from yunguan.core.db import locked
-from yunguan.core.errors import Conflict, Forbidden, NotFound
+from yunguan.core.db import Database, locked
+from yunguan.core.errors import Conflict, Forbidden, NotFound, Problem
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity.scope import Principal, get_visible, require, restrict
@@ -25,6 +26,7 @@ from yunguan.orders.models import Order, ServiceInstance, Subscription
 from yunguan.orders.schemas import ServiceAction
 from yunguan.workflows.models import Operation
 
+log = structlog.get_logger("yunguan.orders")
 READ = "resource:read"
 WRITE = "resource:write"
 REMINDER_DAYS = (7, 3, 1)
@@ -61,21 +63,44 @@ def _with_subscriptions(session: Session, services: Sequence[ServiceInstance]):
     return services
 
 
-def _notify(
-    session: Session, service: ServiceInstance, event: str, subject: str, body: str
+def tell_requester(
+    session: Session, order: Order, event: str, subject: str, body: str, about: Any = None
 ) -> None:
-    """Tell the one who ordered the service."""
-    order = session.get(Order, service.order_id)
+    """Tell the one who placed ``order`` about it, or about ``about`` (its service)."""
+    target = about or order
+    noun = "service_instance" if about is not None else "order"
     notifications.notify(
         session,
         event=event,
-        tenant_id=service.tenant_id,
-        user_ids=[order.requested_by] if order else [],
+        tenant_id=order.tenant_id,
+        user_ids=[order.requested_by],
         subject=subject,
         body=body,
-        data={"service_instance_id": service.id, "state": service.state},
-        link=f"/services/{service.id}",
+        data={f"{noun}_id": target.id, "state": target.state},
+        link=f"/{'services' if about is not None else 'orders'}/{target.id}",
     )
+
+
+def _notify(
+    session: Session, service: ServiceInstance, event: str, subject: str, body: str
+) -> None:
+    order = session.get(Order, service.order_id)
+    if order is not None:
+        tell_requester(session, order, event, subject, body, about=service)
+
+
+def count_tenant_services(session: Session, tenant_id: str) -> int:
+    """Open orders and services not yet released a tenant still has (it cannot go then)."""
+    live = (
+        select(func.count()).where(
+            Order.tenant_id == tenant_id, Order.state.in_(("pending-approval", "fulfilling"))
+        ),
+        select(func.count()).where(
+            ServiceInstance.tenant_id == tenant_id,
+            ServiceInstance.state.not_in(("released", "failed")),
+        ),
+    )
+    return sum(session.scalar(stmt) or 0 for stmt in live)
 
 
 # --- from an order -------------------------------------------------------------------------
@@ -140,7 +165,10 @@ def fail(session: Session, service: ServiceInstance) -> list[Operation]:
 
 
 def lock(session: Session, service_id: str) -> ServiceInstance:
-    return locked(session, ServiceInstance, service_id)
+    service = locked(session, ServiceInstance, service_id)
+    if service is None:
+        raise NotFound(f"service instance {service_id} not found")
+    return service
 
 
 def subscription_of(session: Session, service: ServiceInstance) -> Subscription | None:
@@ -164,6 +192,7 @@ def act(
     elif data.action == "renew":
         operations = _renew(session, service, subscription, data.months or 0)
     elif data.action == "set-auto-renew":
+        _require_state(service, ("active", "expired"), data.action)
         _require_term(service, subscription).auto_renew = bool(data.auto_renew)
     elif data.action == "unsubscribe":
         operations = _release(session, service, subscription, "unsubscribed")
@@ -192,14 +221,24 @@ def _require_term(service: ServiceInstance, subscription: Subscription | None) -
 
 
 def _renew(
-    session: Session, service: ServiceInstance, subscription: Subscription | None, months: int
+    session: Session,
+    service: ServiceInstance,
+    subscription: Subscription | None,
+    months: int,
+    automatic: bool = False,
 ) -> list[Operation]:
-    """Extend the term from its expiry (or from now, once expired): an expired service is
-    started again and kept."""
+    """Extend the term: from its expiry (from now, once expired), or, renewing
+    automatically, term after term from the expiry until it lies ahead (no drift). An
+    expired service is started again and kept."""
     _require_state(service, ("active", "expired"), "renew")
     subscription = _require_term(service, subscription)
-    base = max(subscription.expires_at or now(), now())
-    subscription.expires_at = add_months(base, months)
+    expires = subscription.expires_at or now()
+    if automatic:
+        while expires <= now():
+            expires = add_months(expires, months)
+    else:
+        expires = add_months(max(expires, now()), months)
+    subscription.expires_at = expires
     subscription.state, subscription.reminded = "active", []
     operations: list[Operation] = []
     if service.state == "expired":
@@ -236,29 +275,59 @@ def _release(
 # --- time-driven rules ---------------------------------------------------------------------
 
 
-def tick(session: Session) -> list[Operation]:
-    """Apply every rule that is due now; returns the operations to queue."""
-    operations: list[Operation] = []
-    for subscription in _due(
-        session, Subscription.expires_at <= now() + timedelta(days=max(REMINDER_DAYS))
-    ):
-        service = lock(session, subscription.service_instance_id)
-        if subscription.expires_at <= now():  # type: ignore[operator]
-            operations += _expire(session, service, subscription)
-        else:
-            _remind(session, service, subscription)
-    for service in _releasable(session):
-        operations += _release_after_retention(session, service)
-    releasing = select(ServiceInstance).where(ServiceInstance.state == "releasing")
-    for service in session.scalars(releasing.with_for_update()).all():
+def tick(database: Database) -> list[tuple[str, str]]:
+    """Apply every rule that is due now, one service at a time in a transaction of its own
+    (a service that fails is logged and tried again at the next tick; the others go on).
+    Returns the operations to queue."""
+    queued: list[tuple[str, str]] = []
+    for service_id in _due(database):
+        try:
+            with database.session() as session:
+                queued += [(op.id, op.kind) for op in _apply_rules(session, service_id)]
+        except Problem as exc:
+            log.warning("service-rules-failed", service_id=service_id, error=exc.detail)
+    return queued
+
+
+def _due(database: Database) -> list[str]:
+    """Services with a rule that may be due: a subscription expiring within the reminder
+    horizon, an expired service past its retention, a release not finished yet."""
+    horizon = now() + timedelta(days=max(REMINDER_DAYS))
+    expiring = select(Subscription.service_instance_id).where(
+        Subscription.state == "active", Subscription.expires_at <= horizon
+    )
+    retained = select(ServiceInstance.id).where(
+        ServiceInstance.state == "expired", ServiceInstance.release_at <= now()
+    )
+    unfinished = select(ServiceInstance.id).where(
+        ServiceInstance.state.in_(("releasing", "failed")), ServiceInstance.released_at.is_(None)
+    )
+    with database.session(write=False) as session:
+        found = [set(session.scalars(stmt)) for stmt in (expiring, retained, unfinished)]
+    return sorted(set().union(*found))
+
+
+def _apply_rules(session: Session, service_id: str) -> list[Operation]:
+    """The rule due for one service, under its lock (the service first, then its
+    subscription, as day-2 actions take them)."""
+    service = lock(session, service_id)
+    subscription = subscription_of(session, service)
+    if service.state == "active" and subscription is not None and subscription.expires_at:
+        if subscription.state != "active":
+            return []
+        if subscription.expires_at <= now():
+            return _expire(session, service, subscription)
+        _remind(session, service, subscription)
+        return []
+    if service.state == "expired" and service.release_at and service.release_at <= now():
+        return _release(session, service, subscription, "its retention period is over")
+    if service.state in ("releasing", "failed") and service.released_at is None:
         if provisioning.released(session, service):
-            service.state, service.released_at = "released", now()
-    return operations
-
-
-def _due(session: Session, condition: Any) -> list[Subscription]:
-    stmt = select(Subscription).where(Subscription.state == "active", condition)
-    return list(session.scalars(stmt.order_by(Subscription.id).with_for_update()))
+            service.released_at = now()
+            service.state = "released" if service.state == "releasing" else service.state
+            return []
+        return provisioning.release(session, service)  # what was busy before is settled now
+    return []
 
 
 def _remind(session: Session, service: ServiceInstance, subscription: Subscription) -> None:
@@ -283,7 +352,7 @@ def _expire(
     session: Session, service: ServiceInstance, subscription: Subscription
 ) -> list[Operation]:
     if subscription.auto_renew:
-        return _renew(session, service, subscription, subscription.term_months)
+        return _renew(session, service, subscription, subscription.term_months, automatic=True)
     retention = timedelta(days=get_settings().service_retention_days)
     subscription.state = "expired"
     service.state, service.release_at = "expired", subscription.expires_at + retention  # type: ignore[operator]
@@ -295,15 +364,3 @@ def _expire(
         f"Renew it before {service.release_at:%Y-%m-%d %H:%M} UTC, or it is released then.",
     )
     return provisioning.power(session, service, "stop")
-
-
-def _releasable(session: Session) -> list[ServiceInstance]:
-    stmt = select(ServiceInstance).where(
-        ServiceInstance.state == "expired", ServiceInstance.release_at <= now()
-    )
-    return list(session.scalars(stmt.order_by(ServiceInstance.id).with_for_update()))
-
-
-def _release_after_retention(session: Session, service: ServiceInstance) -> list[Operation]:
-    subscription = subscription_of(session, service)
-    return _release(session, service, subscription, "its retention period is over")

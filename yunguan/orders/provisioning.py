@@ -11,14 +11,13 @@ from sqlalchemy.orm import Session
 from yunguan.compute import service as compute
 from yunguan.compute.models import Instance
 from yunguan.compute.schemas import InstanceCreate
-from yunguan.core.errors import Unprocessable, field_errors, summary
+from yunguan.core.errors import NotFound, Unprocessable, field_errors, summary
 from yunguan.identity.scope import SYSTEM, Principal
 from yunguan.orders import vendors
 from yunguan.orders.models import ServiceInstance
 from yunguan.quota import service as quota
 from yunguan.workflows.models import Operation
 
-INSTANCE_KINDS = ("instance", "baremetal", "cloud-instance")
 EXTERNAL = "external"
 INSTANCE_FIELDS = ("flavor_id", "image_id", "zone_id", "vxnet_id", "count")
 
@@ -48,12 +47,15 @@ def instance_requests(kind: str, spec: dict[str, Any], name: str) -> list[Instan
         raise Unprocessable(summary(errors), code="invalid-spec", errors=errors)
 
 
-def check_quota(
+def check_requests(
     session: Session, principal: Principal, tenant_id: str, requests: Iterable[InstanceCreate]
 ) -> None:
-    """A dry run: a 409 now if the tenant's quota already refuses what the order asks for."""
+    """What the requester may ask for (its flavors, images and zones: fulfilment acts as
+    the platform), and a quota dry run: a 409 now if the tenant's quota already refuses it."""
     wanted: dict[str, int] = {}
     for request in requests:
+        if request.zone_id and not compute.zone_usable(session, principal, request.zone_id):
+            raise NotFound(f"zone {request.zone_id} not found")
         flavor = compute.get_flavor(session, principal, request.flavor_id)
         compute.get_image(session, principal, request.image_id)
         for resource, amount in compute.demand(flavor).items():
@@ -134,6 +136,11 @@ def resize(session: Session, service: ServiceInstance, flavor_id: str) -> list[O
         ("stopped",),
         lambda i: compute.request_action(session, SYSTEM, i.id, "resize", flavor_id),
     )
+
+
+def changes_size(session: Session, service: ServiceInstance, flavor_id: str) -> bool:
+    """Whether some instance of the service would change size with ``flavor_id``."""
+    return any(i.flavor_id != flavor_id for i in _instances(session, service))
 
 
 def released(session: Session, service: ServiceInstance) -> bool:

@@ -4,8 +4,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from yunguan.core.types import Identifier, Input, Money, Name, Output, Text
+from yunguan.core.types import Amount, Identifier, Input, Money, Name, Output, Text
+from yunguan.orders.models import ORDER_STATES, SERVICE_STATES, TASK_STATES
 
+OrderState = Literal[ORDER_STATES]  # type: ignore[valid-type]
+TaskState = Literal[TASK_STATES]  # type: ignore[valid-type]
+ServiceState = Literal[SERVICE_STATES]  # type: ignore[valid-type]
 UserIds = Annotated[list[Identifier], Field(max_length=20)]
 Months = Annotated[int, Field(ge=0, le=120, description="0: pay-as-you-go, no expiry")]
 
@@ -88,7 +92,7 @@ class TaskOut(Output):
     stage: int
     stage_name: str
     assignee_id: str
-    state: str
+    state: TaskState
     due_at: datetime | None
     decided_at: datetime | None
     comment: str
@@ -114,8 +118,8 @@ class OrderOut(Output):
     values: dict[str, Any]
     term_months: int
     auto_renew: bool
-    cost: Money
-    state: str
+    cost: Amount
+    state: OrderState
     stage: int
     plan: list[dict[str, Any]]
     operation_id: str | None
@@ -135,7 +139,7 @@ class SubscriptionOut(Output):
     service_instance_id: str
     term_months: int
     auto_renew: bool
-    price_monthly: Money
+    price_monthly: Amount
     state: str
     starts_at: datetime
     expires_at: datetime | None
@@ -149,7 +153,7 @@ class ServiceInstanceOut(Output):
     item_id: str
     name: str
     kind: str
-    state: str
+    state: ServiceState
     resources: list[dict[str, str]]
     external_ref: str
     release_at: datetime | None

@@ -1,6 +1,7 @@
 """Orders: placed from a catalog item (a quota dry run, then the approval plan of the
 tenant's policy), decided stage by stage, fulfilled exactly once by the ``order.fulfil``
-workflow. The only code that writes orders, their events and approval tasks."""
+workflow. With ``approvals`` (policies and tasks) and ``lifecycle`` (services and
+subscriptions), the only code that writes the orders package's tables."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -18,7 +19,6 @@ from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal, get_visible, restrict
-from yunguan.notifications import service as notifications
 from yunguan.orders import approvals, lifecycle, provisioning
 from yunguan.orders.models import ApprovalTask, Order, OrderEvent
 from yunguan.orders.schemas import ChangeCreate, OrderAction, OrderCreate
@@ -67,19 +67,6 @@ def record(session: Session, order: Order, actor: str, kind: str, message: str =
     session.add(OrderEvent(order_id=order.id, actor=actor, kind=kind, message=message))
 
 
-def tell_requester(session: Session, order: Order, event: str, subject: str, body: str) -> None:
-    notifications.notify(
-        session,
-        event=event,
-        tenant_id=order.tenant_id,
-        user_ids=[order.requested_by],
-        subject=subject,
-        body=body,
-        data={"order_id": order.id, "state": order.state},
-        link=f"/orders/{order.id}",
-    )
-
-
 # --- placing -------------------------------------------------------------------------------
 
 
@@ -97,7 +84,7 @@ def place_order(
     values = params.complete(catalog.parameters_of(version), data.values)
     spec = params.render(version.spec, values)
     requests = provisioning.instance_requests(item.kind, spec, data.name)  # type: ignore[attr-defined]
-    provisioning.check_quota(session, principal, tenant.id, requests)
+    provisioning.check_requests(session, principal, tenant.id, requests)
     cost = item.price_monthly * max(data.term_months, 1)
     order = Order(
         id=new_id("ord"),
@@ -111,7 +98,7 @@ def place_order(
         term_months=data.term_months,
         auto_renew=data.auto_renew,
         cost=cost,
-        plan=approvals.plan_for(session, tenant.path, cost),
+        plan=approvals.plan_for(session, tenant.id, cost),
     )
     session.add(order)
     session.flush()
@@ -123,17 +110,32 @@ def place_order(
 def place_change(
     session: Session, principal: Principal, service_id: str, data: ChangeCreate
 ) -> tuple[Order, Operation | None]:
-    """A change order for a running service, planned like a new order of its price."""
+    """A change order for a running service, planned like a new order of its price: one
+    at a time per service, to a virtual-machine size some of its instances do not have."""
     service = lifecycle.get_service(session, principal, service_id)
     if not principal.can(WRITE):
         raise Forbidden(f"permission '{WRITE}' required")
-    if service.state != "active":
-        raise Conflict(f"service {service.id} is {service.state}", code="invalid-state")
+    lifecycle.lock(session, service.id)  # two change orders placed at once take turns
+    if service.state != "active" or service.kind == provisioning.EXTERNAL:
+        raise Conflict(
+            f"service {service.id} ({service.kind}) is {service.state}: not resizable",
+            code="invalid-state",
+        )
+    open_change = select(Order.id).where(
+        Order.service_instance_id == service.id,
+        Order.state.in_(("pending-approval", "fulfilling")),
+    )
+    if (pending := session.scalars(open_change).first()) is not None:
+        raise Conflict(f"order {pending} is changing this service already", code="change-pending")
     flavor = compute.get_flavor(session, principal, data.flavor_id)
+    if flavor.baremetal or not provisioning.changes_size(session, service, flavor.id):
+        raise Conflict(
+            f"flavor {flavor.id} is not another virtual-machine size for it",
+            code="invalid-flavor",
+        )
     first = session.get(Order, service.order_id)
     subscription = service.subscription  # type: ignore[attr-defined]
     cost = subscription.price_monthly if subscription else first.cost  # type: ignore[union-attr]
-    tenant_path = identity.tenant_paths(session, [service.tenant_id])[service.tenant_id]
     order = Order(
         id=new_id("ord"),
         tenant_id=service.tenant_id,
@@ -145,7 +147,7 @@ def place_change(
         name=service.name,
         spec={"resize": flavor.id},
         cost=cost,
-        plan=approvals.plan_for(session, tenant_path, cost),
+        plan=approvals.plan_for(session, service.tenant_id, cost),
     )
     session.add(order)
     session.flush()
@@ -205,6 +207,8 @@ def act(
         raise Conflict(f"order {order.id} is {order.state}", code="order-decided")
     if data.action == "cancel":
         return _cancel(session, principal, order, data.comment), None
+    if data.action == "approve" and principal.user_id == order.requested_by:
+        raise Forbidden("the requester does not approve its own order", code="self-approval")
     task = _my_task(session, principal, order)
     message = data.comment or data.action
     if data.action == "delegate":
@@ -222,7 +226,7 @@ def act(
     if data.action == "reject":
         order.state = "rejected"
         record(session, order, principal.username, "rejected", f"{stage}: {message}")
-        tell_requester(
+        lifecycle.tell_requester(
             session, order, "order.rejected", f"Order “{order.name}” was rejected", message
         )
         return order, None
@@ -273,4 +277,4 @@ def finish(session: Session, order: Order, error: str = "") -> None:
     order.state, order.error = ("failed", error) if error else ("completed", "")
     record(session, order, "system", order.state, error)
     subject = f"Order “{order.name}” {'failed' if error else 'is done'}"
-    tell_requester(session, order, f"order.{order.state}", subject, error or "Fulfilled.")
+    lifecycle.tell_requester(session, order, f"order.{order.state}", subject, error or "Fulfilled.")

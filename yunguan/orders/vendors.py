@@ -1,8 +1,9 @@
 """External (SaaS) offerings: the vendor's endpoint (the spec's ``webhook_url``) is told in
 a signed JSON POST when one of its services is provisioned, suspended (stopped or
 expired), resumed (started or renewed) or released. Calls are signed like notification
-webhooks (``notifications.signing``), with the platform's vendor secret (``yunguan admin
-vendor-secret`` shows it to the operator, who gives it to the vendor)."""
+webhooks (``notifications.signing``), with a secret per template derived from the platform
+key: ``yunguan admin vendor-secret TEMPLATE_ID`` shows it to the operator, who gives it to
+the vendor."""
 
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,8 +22,10 @@ CALL = "service.vendor-call"
 PURPOSE = "vendor-webhooks"
 
 
-def secret() -> str:
-    return secrets.derived(PURPOSE)
+def secret(template_id: str) -> str:
+    """The secret that signs calls made for one service template's vendor (each vendor
+    gets its own, so none can forge calls to another)."""
+    return secrets.derived(f"{PURPOSE}:{template_id}")
 
 
 def check_url(spec: dict[str, Any]) -> None:
@@ -47,7 +50,7 @@ def tell(session: Session, service: ServiceInstance, event: str) -> Operation:
     )
 
 
-def call(order: Order, service: ServiceInstance, event: str) -> str:
+def call(order: Order, service: ServiceInstance, template_id: str, event: str) -> str:
     """POST ``event`` about ``service`` to its vendor; the call's id, which the vendor sees
     as ``X-Yunguan-Delivery``. Raises when the vendor does not take it (2xx)."""
     call_id = new_id("vc")
@@ -60,5 +63,6 @@ def call(order: Order, service: ServiceInstance, event: str) -> str:
         "name": service.name,
         "values": order.values,
     }
-    channels.post_webhook(order.spec["webhook_url"], secret(), call_id, event, payload)
+    url = order.spec["webhook_url"]
+    channels.post_webhook(url, secret(template_id), call_id, event, payload)
     return call_id

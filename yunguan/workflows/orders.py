@@ -23,10 +23,11 @@ from yunguan.core.clock import now
 from yunguan.core.config import get_settings
 from yunguan.core.db import get_database
 from yunguan.core.errors import Problem
+from yunguan.identity.scope import SYSTEM
 from yunguan.orders import lifecycle, provisioning, vendors
 from yunguan.orders import service as orders
 from yunguan.workflows import engine
-from yunguan.workflows.service import advance, load, outcome
+from yunguan.workflows.service import advance, load, outcome, pending_operations
 
 step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
 
@@ -39,15 +40,16 @@ def _queue(operations: list[tuple[str, str]]) -> None:
 @step
 def _order_provision(operation_id: str, order_id: str) -> tuple[str, list[tuple[str, str]]]:
     """(refusal, the compute operations to queue). Run again after a crash, it finds the
-    service instance it made and asks for nothing more. An external offering asks compute
+    service instance it made and asks for nothing more (its operations not started yet are
+    queued again, which runs each once). An external offering asks compute
     for nothing: its vendor is called next."""
     with get_database().session() as session:
         advance(operation_id, state="running", step="provision", progress=10, session=session)
         order = orders.lock(session, order_id)
-        item_kind = catalog.kind_of_version(session, order.template_version_id)
+        item_kind = catalog.template_of(session, order.template_version_id).kind
         service = lifecycle.begin(session, order, item_kind)
-        if service.resources:
-            return "", []
+        if service.resources:  # made before a crash: queue what has not started
+            return "", pending_operations([r["id"] for r in service.resources])
         try:
             with session.begin_nested():
                 requests = provisioning.instance_requests(item_kind, order.spec, order.name)
@@ -64,13 +66,14 @@ def _order_vendor(order_id: str) -> None:
     until the vendor takes it. A crash after the call calls again: vendors deduplicate on
     ``service_instance_id``."""
     with get_database().session(write=False) as session:
-        service_id = lifecycle.of_order(session, order_id).id
-        service, order = lifecycle.with_order(session, service_id)
+        service = lifecycle.of_order(session, order_id)
+        order = orders.get_order(session, SYSTEM, order_id)
+        template_id = catalog.template_of(session, order.template_version_id).id
     if service.kind != provisioning.EXTERNAL or service.external_ref:
         return
-    reference = vendors.call(order, service, "service.provision")
+    reference = vendors.call(order, service, template_id, "service.provision")
     with get_database().session() as session:
-        lifecycle.lock(session, service_id).external_ref = reference
+        lifecycle.lock(session, service.id).external_ref = reference
 
 
 def _vendor_error(order_id: str) -> str:
@@ -96,43 +99,57 @@ def _order_progress(order_id: str, deadline: float) -> tuple[str, str]:
     return state, why
 
 
+def _close(session: Any, operation_id: str, order: Any, error: str) -> None:
+    orders.finish(session, order, error)
+    state = "failed" if error else "succeeded"
+    advance(operation_id, state=state, step="done", progress=100, error=error, session=session)
+
+
 @step
 def _order_finish(operation_id: str, order_id: str, error: str) -> list[tuple[str, str]]:
     """Complete the order (the service is active, its subscription runs) or fail it and
-    give back what was made."""
+    give back what was made. Run again after a crash, it finds the order closed."""
     with get_database().session() as session:
         order = orders.lock(session, order_id)
+        if order.state != "fulfilling":
+            return []
         service = lifecycle.of_order(session, order_id)
         undo = lifecycle.fail(session, service) if error else []
         if not error:
             lifecycle.activate(session, service, order)
-        orders.finish(session, order, error)
-        state = "failed" if error else "succeeded"
-        advance(operation_id, state=state, step="done", progress=100, error=error, session=session)
+        _close(session, operation_id, order, error)
         return [(op.id, op.kind) for op in undo]
 
 
 @step
 def _order_change(
     operation_id: str, order_id: str, phase: str, progress: int
-) -> list[tuple[str, str]]:
+) -> tuple[str, list[tuple[str, str]]]:
+    """(refusal, the compute operations started) of one phase of a resize. The service
+    must still be active: it may have expired or gone since the change was approved."""
     with get_database().session() as session:
         advance(operation_id, state="running", step=phase, progress=progress, session=session)
         order = orders.lock(session, order_id)
         service = lifecycle.lock(session, order.service_instance_id)  # type: ignore[arg-type]
-        if phase == "resize":
-            made = provisioning.resize(session, service, order.spec["resize"])
-        else:
-            made = provisioning.power(session, service, phase)
-        return [(op.id, op.kind) for op in made]
+        if service.state != "active":
+            return f"the service is {service.state}", []
+        try:
+            with session.begin_nested():
+                if phase == "resize":
+                    made = provisioning.resize(session, service, order.spec["resize"])
+                else:
+                    made = provisioning.power(session, service, phase)
+        except Problem as exc:
+            return f"{exc.title}: {exc.detail}", []
+        return "", [(op.id, op.kind) for op in made]
 
 
 @step
 def _order_changed(operation_id: str, order_id: str, error: str) -> None:
     with get_database().session() as session:
-        orders.finish(session, orders.lock(session, order_id), error)
-        state = "failed" if error else "succeeded"
-        advance(operation_id, state=state, step="done", progress=100, error=error, session=session)
+        order = orders.lock(session, order_id)
+        if order.state == "fulfilling":
+            _close(session, operation_id, order, error)
 
 
 def _poll(check: Any, *args: Any) -> Any:
@@ -153,14 +170,21 @@ def _order_operations_ended(operation_ids: list[str]) -> tuple[str, str]:
     return ("ended" if ended else "waiting"), error
 
 
+def _phase(operation_id: str, order_id: str, phase: str, progress: int) -> str:
+    """Run one phase of a resize and wait for its compute operations; what went wrong."""
+    refusal, started = _order_change(operation_id, order_id, phase, progress)
+    _queue(started)
+    _, error = _poll(_order_operations_ended, [op_id for op_id, _ in started])
+    return f"{phase}: {refusal or error}" if refusal or error else ""
+
+
 def _resize(operation_id: str, order_id: str) -> str:
-    for phase, progress in (("stop", 20), ("resize", 50), ("start", 80)):
-        started = _order_change(operation_id, order_id, phase, progress)
-        _queue(started)
-        _, error = _poll(_order_operations_ended, [op_id for op_id, _ in started])
-        if error:
-            return f"{phase}: {error}"
-    return ""
+    """Stop, resize, start. The instances are started again whether the resize worked or
+    not (unless the service is no longer active)."""
+    error = _phase(operation_id, order_id, "stop", 20)
+    error = error or _phase(operation_id, order_id, "resize", 50)
+    restarted = _phase(operation_id, order_id, "start", 80)
+    return error or restarted
 
 
 @DBOS.workflow()
@@ -184,7 +208,7 @@ def fulfil_order(operation_id: str) -> str:
 def _services_tick() -> list[tuple[str, str]]:
     with get_database().session() as session:
         orders.escalate_due(session)
-        return [(op.id, op.kind) for op in lifecycle.tick(session)]
+    return lifecycle.tick(get_database())
 
 
 @DBOS.workflow()
@@ -199,7 +223,8 @@ def _vendor_call(operation_id: str) -> None:
     operation = load(operation_id)
     with get_database().session(write=False) as session:
         service, order = lifecycle.with_order(session, operation.target_id)  # type: ignore[union-attr]
-    vendors.call(order, service, operation.params["event"])  # type: ignore[union-attr]
+        template_id = catalog.template_of(session, order.template_version_id).id
+    vendors.call(order, service, template_id, operation.params["event"])  # type: ignore[union-attr]
 
 
 @DBOS.workflow()

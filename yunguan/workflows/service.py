@@ -70,12 +70,13 @@ def outcome(operation_ids: list[str]) -> tuple[bool, str]:
     return ended, failed[0] if failed else ""
 
 
-def pending_operations() -> list[tuple[str, str]]:
+def pending_operations(target_ids: list[str] | None = None) -> list[tuple[str, str]]:
+    """(id, kind) of the operations not started yet (of these targets only, if given)."""
+    stmt = select(Operation.id, Operation.kind).where(Operation.state == "pending")
+    if target_ids is not None:
+        stmt = stmt.where(Operation.target_id.in_(target_ids))
     with get_database().session(write=False) as session:
-        rows = session.execute(
-            select(Operation.id, Operation.kind).where(Operation.state == "pending")
-        )
-        return [(op_id, kind) for op_id, kind in rows]
+        return [(op_id, kind) for op_id, kind in session.execute(stmt)]
 
 
 def get_operation(session: Session, principal: Principal, operation_id: str) -> Operation:

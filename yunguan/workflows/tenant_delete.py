@@ -23,6 +23,7 @@ from yunguan.identity import service as identity
 from yunguan.identity.models import Tenant
 from yunguan.identity.scope import Principal
 from yunguan.network import ports as network
+from yunguan.orders import lifecycle
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
 from yunguan.workflows.models import Operation
@@ -33,14 +34,15 @@ step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.5)
 
 
 def check_empty(session: Session, tenant: Tenant) -> None:
-    """Nothing may live in a deleted tenant: no sub-tenants, placements, quota held or
-    network resources."""
+    """Nothing may live in a deleted tenant: no sub-tenants, placements, quota held,
+    network or compute resources, open orders or services."""
     identity.check_deletable(session, tenant)
     for count, what in (
         (scheduler.count_tenant_claims, "placement claim(s)"),
         (quota.count_tenant_reservations, "quota reservation(s)"),
         (network.count_tenant_resources, "network resource(s)"),
         (compute.count_tenant_resources, "instance(s), image(s), volume(s) or snapshot(s)"),
+        (lifecycle.count_tenant_services, "open order(s) or service(s)"),
     ):
         held = count(session, tenant.id)
         if held:
