@@ -80,7 +80,7 @@ def test_the_wizard_creates_instances_and_follows_their_provisioning(
     assert sorted(i["name"] for i in instances) == ["app-1", "app-2"]
     for instance in instances:
         row = poll(portal, f"/instances/{instance['id']}/row", 'data-progress="100"')
-        assert "instance.create succeeded · 100%" in row and 'data-state="running"' in row
+        assert "instance.create succeeded · 100%" in row and 'data-state="running"' in row, row
         assert "hx-trigger" not in row  # done: the row stops polling
         assert "<code>10.1.1." in row and ">Stop<" in row
 

@@ -70,8 +70,11 @@ def _listed(session: Session, principal: Principal, instances: Sequence[Instance
 def _one(session: Session, principal: Principal, instance_id: str) -> dict:
     """One instance with its latest operation, running or just ended (a fragment shows how
     it went)."""
+    # The operation first: a workflow commits its end with the instance's new state, and
+    # each later read sees at least as much, so a row never shows an ended operation (and
+    # stops polling) beside the state from before it (PostgreSQL reads READ COMMITTED).
+    latest = latest_operation(session, principal, instance_id)
     instance = compute.get_instance(session, principal, instance_id)
-    latest = latest_operation(session, principal, instance.id)
     return _names(session, principal, [instance]) | {
         "i": instance,
         "operations": {instance.id: latest} if latest else {},
