@@ -6,6 +6,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from tests.conftest import new_database_url
+from yunguan.catalog import parameters as params
 from yunguan.catalog import service as catalog
 from yunguan.catalog.models import TemplateVersion
 from yunguan.compute.models import Instance
@@ -19,7 +20,7 @@ from yunguan.identity.scope import Principal
 from yunguan.inventory.models import Host, StoragePool
 from yunguan.network.models import Eip, Gateway, Port, Vpc
 from yunguan.network.sdn import controller
-from yunguan.orders import approvals
+from yunguan.orders import approvals, plans
 from yunguan.scheduler.models import PlacementPolicy
 
 
@@ -78,6 +79,13 @@ def _assert_catalog(session) -> None:
         assert {i.name for i in items} == seen
     categories, _ = catalog.list_categories(session, acme, PageParams(limit=50))
     assert {c.name for c in categories} == {"Compute", "Bundles", "SaaS"}
+    stack = next(i for i in items if i.name == "Web stack")
+    version = session.get(TemplateVersion, stack.template_version_id)
+    values = params.complete(catalog.parameters_of(version), {})
+    bundle = plans.plan("bundle", params.render(version.spec, values), "shop")
+    plans.check(session, acme, acme.tenant_id, bundle)  # orderable as it comes
+    assert [(v.instance, v.size_gb) for v in bundle.volumes] == [("db", 50)]
+    assert bundle.network is not None and bundle.eip_entry() == "web"
     vm = next(i for i in items if i.name == "Linux VM")
     flavor = next(p for p in vm.parameters if p["name"] == "flavor")
     assert len(flavor["choices"]) == 3 and flavor["default"] in flavor["choices"]

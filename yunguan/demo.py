@@ -28,7 +28,7 @@ from yunguan.identity.scope import Principal
 from yunguan.identity.service import bootstrap_user, ensure_root_tenant
 from yunguan.inventory import schemas
 from yunguan.inventory import service as inventory
-from yunguan.inventory.models import Cluster, Host, Pod
+from yunguan.inventory.models import Cluster, Host, Pod, Zone
 from yunguan.network import eips, pools, ports, vpcs
 from yunguan.network.models import Vxnet
 from yunguan.network.schemas import (
@@ -314,6 +314,7 @@ def _catalog(session: Session, author: Principal, reviewer: Principal) -> None:
     industrial park only."""
     flavors = session.scalars(select(Flavor).order_by(Flavor.vcpus)).all()
     image = session.scalars(select(Image).where(Image.name == "debian-12")).one()
+    zone = session.scalars(select(Zone).where(Zone.name == "east-1a")).one()
     categories = [
         catalog.create_category(
             session, author, CategoryCreate(name=name, description=about, sort_order=n)
@@ -321,7 +322,7 @@ def _catalog(session: Session, author: Principal, reviewer: Principal) -> None:
         for n, (name, about) in enumerate(DEMO_CATEGORIES)
     ]
     published = []
-    for template in _templates(flavors, image):
+    for template in _templates(flavors, image, zone.id):
         made = catalog.create_template(session, author, template)
         catalog.act(session, author, made.id, 1, VersionAction(action="submit"))
         approval = VersionAction(action="approve", comment="demo catalog")
@@ -397,8 +398,9 @@ def _linux_vm(flavors: Sequence[Flavor], image: Image, most: int = 5) -> dict:
     }
 
 
-def _templates(flavors: Sequence[Flavor], image: Image) -> list[TemplateCreate]:
-    """A VM (size and count), a bundle of web servers and a database, a partner's bucket."""
+def _templates(flavors: Sequence[Flavor], image: Image, zone_id: str) -> list[TemplateCreate]:
+    """A VM (size and count); a bundle of web servers (the first with an EIP) and a
+    database with a data volume, on a network of their own; a partner's bucket."""
     web = {"name": "web", "flavor_id": flavors[1].id, "image_id": image.id}
     database = {"name": "db", "flavor_id": {"param": "db_flavor"}, "image_id": image.id}
     bucket = {"name": "bucket", "type": "string", "label": "Bucket name", "required": True}
@@ -410,8 +412,18 @@ def _templates(flavors: Sequence[Flavor], image: Image) -> list[TemplateCreate]:
             "parameters": [
                 _number("web_count", "Web servers", 1, 4, 2),
                 _size(flavors, "db_flavor", "Database size", default=-1),
+                _number("db_disk", "Database disk (GB)", 20, 500, 50),
             ],
-            "spec": {"instances": [web | {"count": {"param": "web_count"}}, database]},
+            "spec": {
+                "network": {
+                    "zone_id": zone_id,
+                    "cidr": "10.50.0.0/16",
+                    "vxnet_cidr": "10.50.1.0/24",
+                },
+                "instances": [web | {"count": {"param": "web_count"}}, database],
+                "volumes": [{"instance": "db", "size_gb": {"param": "db_disk"}, "name": "db-data"}],
+                "eip": {"instance": "web"},
+            },
         },
         {
             "name": "Object storage bucket",

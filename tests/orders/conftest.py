@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.catalog.conftest import act
+from tests.catalog.conftest import publish
 from tests.support.api import Api
 from tests.support.clock import Clock
 from tests.support.compute import simulated_zone
@@ -55,19 +55,25 @@ def offer(admin: Api, root_id: str, place: dict) -> dict:
     sizes = {"name": "size", "type": "choice", "choices": [place["flavor"]["id"]]}
     count = {"name": "count", "type": "integer", "minimum": 1, "maximum": 3, "default": 1}
     spec = {"flavor_id": {"param": "size"}, "image_id": place["image"]["id"]}
-    body = {
+    template = {
         "name": "vm",
         "kind": "instance",
         "parameters": [sizes | {"default": place["flavor"]["id"]}, count],
         "spec": spec | {"count": {"param": "count"}},
     }
-    template = admin.ok(admin.post("/service-templates", body), 201)
-    reviewer = admin.as_user(root_id, "reviewer", ["platform-admin"])
-    admin.ok(act(admin, template["id"], 1, "submit"))
-    version = reviewer.ok(act(reviewer, template["id"], 1, "approve"))
-    category = admin.ok(admin.post("/categories", {"name": "Compute"}), 201)
+    return offered(admin, root_id, template, "Linux VM")
+
+
+def offered(admin: Api, root_id: str, template: dict, name: str) -> dict:
+    """The template made (named ``name``), published with a second admin's review, and
+    offered as a catalog item of that name at ``PRICE`` a month."""
+    made = admin.ok(admin.post("/service-templates", template | {"name": name}), 201)
+    if not admin.ok(admin.get("/users", params={"username": "reviewer"}))["items"]:
+        admin.user(root_id, "reviewer", ["platform-admin"])
+    version = publish(admin, admin.login("reviewer"), made["id"])
+    category = admin.ok(admin.post("/categories", {"name": f"{name} category"}), 201)
     item = {
-        "name": "Linux VM",
+        "name": name,
         "category_id": category["id"],
         "template_version_id": version["id"],
         "price_monthly": PRICE,

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.catalog.conftest import act
-from tests.orders.conftest import fulfilled, order
+from tests.orders.conftest import fulfilled, offered, order
+from tests.orders.test_subscriptions import tick
 from tests.support.api import Api
 from tests.support.waiting import wait_operation
 from tests.support.webhooks import Receiver
@@ -19,26 +19,25 @@ pytestmark = pytest.mark.usefixtures("workflows")
 
 @pytest.fixture
 def vendor() -> Iterator[Receiver]:
-    """Refuses the first call, then takes every one."""
-    endpoint = Receiver([503])
+    """Refuses the first call (a provision) and twice the fourth (a release), takes the
+    others."""
+    endpoint = Receiver([503, 200, 200, 503, 503])
     yield endpoint
     endpoint.close()
 
 
 def bucket_offer(admin: Api, root_id: str, url: str) -> dict:
     body = {
-        "name": "bucket",
         "kind": "external",
         "parameters": [{"name": "bucket", "type": "string", "pattern": "[a-z]{3,20}"}],
         "spec": {"webhook_url": url, "bucket": {"param": "bucket"}},
     }
-    template = admin.ok(admin.post("/service-templates", body), 201)
-    reviewer = admin.as_user(root_id, "reviewer", ["platform-admin"])
-    admin.ok(act(admin, template["id"], 1, "submit"))
-    version = reviewer.ok(act(reviewer, template["id"], 1, "approve"))
-    category = admin.ok(admin.post("/categories", {"name": "SaaS"}), 201)
-    item = {"name": "Bucket", "category_id": category["id"], "template_version_id": version["id"]}
-    return admin.ok(admin.post("/catalog-items", item | {"price_monthly": "45"}), 201)
+    return offered(admin, root_id, body, "Bucket")
+
+
+def latest_call(admin: Api, service_id: str) -> str:
+    """The id of the last vendor call made for the service."""
+    return admin.ok(admin.get("/operations", params={"target_id": service_id}))["items"][0]["id"]
 
 
 def test_the_vendor_provisions_suspends_and_releases_the_service(
@@ -65,12 +64,16 @@ def test_the_vendor_provisions_suspends_and_releases_the_service(
     assert kept.status_code == 409 and "open order(s) or service(s)" in kept.json()["detail"]
     path = f"/service-instances/{service['id']}/actions"
     member.ok(member.post(path, {"action": "stop"}))
+    assert wait_operation(admin, latest_call(admin, service["id"]))["state"] == "succeeded"
     member.ok(member.post(path, {"action": "unsubscribe"}))
-    operations = admin.ok(admin.get("/operations", params={"target_id": service["id"]}))
-    for operation in operations["items"]:
-        assert wait_operation(admin, operation["id"])["state"] == "succeeded"
+    release = latest_call(admin, service["id"])
+    tick()  # the vendor has not taken the release yet: the service waits for it
+    assert member.ok(member.get(f"/service-instances/{service['id']}"))["state"] == "releasing"
+    assert wait_operation(admin, release)["state"] == "succeeded"
+    tick()
+    assert member.ok(member.get(f"/service-instances/{service['id']}"))["state"] == "released"
     events = [json.loads(r.body)["event"] for r in vendor.requests[2:]]
-    assert sorted(events) == ["service.release", "service.suspend"]
+    assert events == ["service.suspend"] + ["service.release"] * 3  # refused twice, then taken
 
 
 def test_a_vendor_that_keeps_refusing_fails_the_order(

@@ -62,6 +62,31 @@ def _ipv4_private(cidr: str) -> Any:
     return net
 
 
+def vpc_network(cidr: str) -> Any:
+    """A VPC's CIDR, checked: private IPv4 of a prefix length a VPC may have."""
+    net = _ipv4_private(cidr)
+    if not VPC_PREFIXES[0] <= net.prefixlen <= VPC_PREFIXES[1]:
+        low, high = VPC_PREFIXES
+        raise BadRequest(
+            f"a VPC's prefix is /{low} to /{high}, not /{net.prefixlen}", code="bad-cidr"
+        )
+    return net
+
+
+def vxnet_network(vpc_cidr: str, cidr: str) -> Any:
+    """A vxnet's CIDR, checked: inside its VPC's and large enough."""
+    net = _ipv4_private(cidr)
+    vpc_net = ipam.network(vpc_cidr)
+    if not net.subnet_of(vpc_net):  # type: ignore[arg-type]
+        raise BadRequest(f"{net} is not inside the VPC's {vpc_net}", code="bad-cidr")
+    if net.prefixlen > VXNET_SMALLEST:
+        raise BadRequest(
+            f"a vxnet needs at least /{VXNET_SMALLEST} (8 addresses), not /{net.prefixlen}",
+            code="bad-cidr",
+        )
+    return net
+
+
 def _flush_delete(session: Session, what: str) -> None:
     """A delete that something created meanwhile still refers to is a 409, not a 500."""
     flush_or_conflict(session, f"{what} is in use by something just created; try again", "in-use")
@@ -97,12 +122,7 @@ def create_vpc(session: Session, principal: Principal, data: VpcCreate) -> Vpc:
     )
     require(principal, WRITE)
     zone = inventory.get_zone(session, principal, data.zone_id)
-    net = _ipv4_private(data.cidr)
-    if not VPC_PREFIXES[0] <= net.prefixlen <= VPC_PREFIXES[1]:
-        low, high = VPC_PREFIXES
-        raise BadRequest(
-            f"a VPC's prefix is /{low} to /{high}, not /{net.prefixlen}", code="bad-cidr"
-        )
+    net = vpc_network(data.cidr)
     vpc_id = new_id("vpc")
     gateways = _gateway_hosts(session, zone.id, vpc_id)
     mode = data.routing_mode or ("ondemand" if gateways else "full")
@@ -192,15 +212,7 @@ def create_vxnet(session: Session, principal: Principal, data: VxnetCreate) -> V
     vpc = get_writable(session, Vpc, data.vpc_id, principal, "resource")
     # the VPC's row is the lock that keeps concurrent vxnets from overlapping
     session.scalars(select(Vpc.id).where(Vpc.id == vpc.id).with_for_update()).one()
-    net = _ipv4_private(data.cidr)
-    vpc_net = ipam.network(vpc.cidr)
-    if not net.subnet_of(vpc_net):  # type: ignore[arg-type]
-        raise BadRequest(f"{net} is not inside the VPC's {vpc_net}", code="bad-cidr")
-    if net.prefixlen > VXNET_SMALLEST:
-        raise BadRequest(
-            f"a vxnet needs at least /{VXNET_SMALLEST} (8 addresses), not /{net.prefixlen}",
-            code="bad-cidr",
-        )
+    net = vxnet_network(vpc.cidr, data.cidr)
     siblings = session.execute(select(Vxnet.id, Vxnet.cidr).where(Vxnet.vpc_id == vpc.id)).all()
     if len(siblings) >= MAX_VXNETS:
         raise Conflict(f"a VPC holds at most {MAX_VXNETS} vxnets", code="too-many-vxnets")

@@ -1,100 +1,156 @@
-"""What an order makes, through the compute service: the instances a spec asks for, their
-quota demand, their progress, and the day-2 operations on them. Pure translation: the
-callers (the order service and the fulfilment workflow) own the transactions."""
+"""What an order makes, through the compute and network services, and the day-2 operations
+on it. Pure translation: the callers (the order service, the fulfilment workflow and the
+lifecycle rules) own the transactions.
 
-from collections.abc import Callable, Iterable
+A service records its resources in ``ServiceInstance.resources`` as ``{"type", "id"}``
+(an instance also names its plan entry; a volume the operation that makes it). They are
+made in two phases: first the network, the instances and the EIP's address; once the
+instances run, the volumes (attached) and the EIP's binding. They are released in the
+opposite order over as many calls as it takes (each call does what can be done now): the
+EIPs and instances first, then, once the instances are gone, the volumes, the vxnet and
+the VPC."""
+
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
-from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yunguan.compute import service as compute
-from yunguan.compute.models import Instance
-from yunguan.compute.schemas import InstanceCreate
-from yunguan.core.errors import NotFound, Unprocessable, field_errors, summary
-from yunguan.identity.scope import SYSTEM, Principal
+from yunguan.compute import volumes as compute_volumes
+from yunguan.compute.models import Instance, Volume
+from yunguan.compute.schemas import VolumeCreate
+from yunguan.core.errors import Problem
+from yunguan.identity.scope import SYSTEM
+from yunguan.network import eips, vpcs
+from yunguan.network.models import Eip, Vpc, Vxnet
+from yunguan.network.schemas import EipAction, EipCreate, VpcCreate, VxnetCreate
 from yunguan.orders import vendors
 from yunguan.orders.models import ServiceInstance
-from yunguan.quota import service as quota
+from yunguan.orders.plans import EXTERNAL, Plan
 from yunguan.workflows.models import Operation
 
-EXTERNAL = "external"
-INSTANCE_FIELDS = ("flavor_id", "image_id", "zone_id", "vxnet_id", "count")
+GONE = ("deleted",)
 
 
-def instance_requests(kind: str, spec: dict[str, Any], name: str) -> list[InstanceCreate]:
-    """The instances a rendered spec of ``kind`` stands for (a 422 when the spec, once its
-    parameters are filled in, does not describe valid instances); none for an external
-    offering, whose vendor provisions it."""
-    if kind == EXTERNAL:
-        vendors.check_url(spec)
-        return []
-    entries = spec["instances"] if kind == "bundle" else [spec]
-    try:
-        return [
-            InstanceCreate.model_validate(
-                {"name": entry.get("name", name)}
-                | {k: entry[k] for k in INSTANCE_FIELDS if entry.get(k) is not None}
-            )
-            for entry in entries
-        ]
-    except (ValidationError, AttributeError, TypeError) as exc:
-        errors = (
-            field_errors(exc.errors())
-            if isinstance(exc, ValidationError)
-            else [{"loc": ["spec"], "msg": str(exc), "type": "invalid"}]
+def _ids(service: ServiceInstance, kind: str, entry: str | None = None) -> list[str]:
+    """The ids of the service's resources of ``kind`` (of one plan entry), in the order
+    they were made."""
+    return [
+        r["id"]
+        for r in service.resources
+        if r["type"] == kind and (entry is None or r.get("entry") == entry)
+    ]
+
+
+def _record(service: ServiceInstance, kind: str, ident: str, **about: str) -> None:
+    service.resources = [*service.resources, {"type": kind, "id": ident, **about}]
+
+
+# --- making --------------------------------------------------------------------------------
+
+
+def provision(session: Session, service: ServiceInstance, plan: Plan) -> list[Operation]:
+    """The first phase: the bundle's network, the instances (compute provisions them) and
+    the EIP's address (so a full pool fails the order before anything boots)."""
+    tenant = {"tenant_id": service.tenant_id}
+    place: dict[str, str] = {}
+    if plan.network is not None:
+        network = plan.network
+        vpc = vpcs.create_vpc(
+            session,
+            SYSTEM,
+            VpcCreate(name=service.name, zone_id=network.zone_id, cidr=network.cidr, **tenant),
         )
-        raise Unprocessable(summary(errors), code="invalid-spec", errors=errors)
-
-
-def check_requests(
-    session: Session, principal: Principal, tenant_id: str, requests: Iterable[InstanceCreate]
-) -> None:
-    """What the requester may ask for (its flavors, images and zones: fulfilment acts as
-    the platform), and a quota dry run: a 409 now if the tenant's quota already refuses it."""
-    wanted: dict[str, int] = {}
-    for request in requests:
-        if request.zone_id and not compute.zone_usable(session, principal, request.zone_id):
-            raise NotFound(f"zone {request.zone_id} not found")
-        flavor = compute.get_flavor(session, principal, request.flavor_id)
-        compute.get_image(session, principal, request.image_id)
-        for resource, amount in compute.demand(flavor).items():
-            wanted[resource] = wanted.get(resource, 0) + amount * request.count
-    quota.preflight(session, tenant_id, wanted)
-
-
-def provision(
-    session: Session, service: ServiceInstance, requests: Iterable[InstanceCreate]
-) -> list[Operation]:
-    """Ask compute for the instances; they are recorded on the service instance."""
+        cidr = network.vxnet_cidr or network.cidr
+        vxnet = vpcs.create_vxnet(
+            session, SYSTEM, VxnetCreate(name=service.name, vpc_id=vpc.id, cidr=cidr)
+        )
+        _record(service, "vpc", vpc.id)
+        _record(service, "vxnet", vxnet.id)
+        place = {"zone_id": network.zone_id, "vxnet_id": vxnet.id}
     operations = []
-    for request in requests:
-        made = compute.request_create(
-            session, SYSTEM, request.model_copy(update={"tenant_id": service.tenant_id})
+    for entry, request in plan.instances:
+        made = compute.request_create(session, SYSTEM, request.model_copy(update=tenant | place))
+        for instance, operation in made:
+            _record(service, "instance", instance.id, entry=entry)
+            operations.append(operation)
+    if plan.eip is not None:
+        zone_id = _instances_of(session, service, plan.eip_entry())[0].zone_id
+        eip = eips.create_eip(
+            session,
+            SYSTEM,
+            EipCreate(
+                zone_id=zone_id, name=service.name, bandwidth_mbps=plan.eip.bandwidth_mbps, **tenant
+            ),
         )
-        service.resources = [
-            *service.resources,
-            *({"type": "instance", "id": instance.id} for instance, _ in made),
-        ]
-        operations += [operation for _, operation in made]
+        _record(service, "eip", eip.id)
     return operations
 
 
+def complete(session: Session, service: ServiceInstance, plan: Plan) -> list[Operation]:
+    """The second phase, once the instances run: a volume for each instance of each
+    volume's entry (attached when made), and the EIP bound to its instance's port."""
+    operations = []
+    for volume in plan.volumes:
+        for instance in _instances_of(session, service, volume.instance):
+            request = VolumeCreate(
+                name=volume.name,
+                size_gb=volume.size_gb,
+                instance_id=instance.id,
+                tenant_id=service.tenant_id,
+            )
+            made, operation = compute_volumes.request_create(session, SYSTEM, request)
+            _record(service, "volume", made.id, operation_id=operation.id)
+            operations.append(operation)
+    for eip_id in _ids(service, "eip"):
+        port_id = _instances_of(session, service, plan.eip_entry())[0].port_id
+        eips.act(session, SYSTEM, eip_id, EipAction(action="bind", port_id=port_id))
+    return operations
+
+
+def completed(service: ServiceInstance, plan: Plan) -> bool:
+    """Whether the second phase ran (it records its volumes, or it had none to make)."""
+    return bool(_ids(service, "volume")) or not (plan.volumes or plan.eip)
+
+
+def _instances_of(session: Session, service: ServiceInstance, entry: str) -> list[Instance]:
+    """The instances of a plan entry, in the order they were made."""
+    ids = _ids(service, "instance", entry)
+    found = {i.id: i for i in compute.instances_by_id(session, ids)}
+    return [found[i] for i in ids]
+
+
 def _instances(session: Session, service: ServiceInstance) -> list[Instance]:
-    return compute.instances_by_id(
-        session, [r["id"] for r in service.resources if r["type"] == "instance"]
-    )
+    return compute.instances_by_id(session, _ids(service, "instance"))
+
+
+def _volumes(session: Session, service: ServiceInstance) -> list[Volume]:
+    ids = _ids(service, "volume")
+    return list(session.scalars(select(Volume).where(Volume.id.in_(ids)).order_by(Volume.id)))
 
 
 def progress(session: Session, service: ServiceInstance) -> tuple[str, str]:
-    """(``ready`` | ``waiting`` | ``failed``, why) of a service instance's resources."""
+    """(``ready`` | ``waiting`` | ``failed``, why) of a service's instances and volumes."""
     instances = _instances(session, service)
     broken = [i for i in instances if i.state in ("error", "deleted")]
     if broken:
         return "failed", f"instance {broken[0].id} is {broken[0].state}: {broken[0].error_reason}"
-    if all(i.state == "running" for i in instances):
-        return "ready", ""
-    return "waiting", ""
+    volumes = _volumes(session, service)
+    for volume in volumes:
+        if volume.state in ("error", "deleted"):
+            return "failed", f"volume {volume.id} is {volume.state}: {volume.error_reason}"
+    makers = [r["operation_id"] for r in service.resources if r["type"] == "volume"]
+    stmt = select(Operation).where(Operation.id.in_(makers), Operation.state == "failed")
+    for operation in session.scalars(stmt):  # an attach that failed leaves it available
+        return "failed", f"volume {operation.target_id}: {operation.error}"
+    running = all(i.state == "running" for i in instances)
+    attached = all(v.state == "in-use" for v in volumes)
+    return ("ready", "") if running and attached else ("waiting", "")
+
+
+# --- day 2 ---------------------------------------------------------------------------------
 
 
 def _each(
@@ -118,16 +174,6 @@ def power(session: Session, service: ServiceInstance, action: str) -> list[Opera
     )
 
 
-def release(session: Session, service: ServiceInstance) -> list[Operation]:
-    """Delete every instance of the service that is settled (the rest are already going);
-    an external service's vendor is told to release it."""
-    if service.kind == EXTERNAL:
-        return [vendors.tell(session, service, "service.release")]
-    return _each(
-        session, service, compute.SETTLED, lambda i: compute.request_delete(session, SYSTEM, i.id)
-    )
-
-
 def resize(session: Session, service: ServiceInstance, flavor_id: str) -> list[Operation]:
     """Resize the service's stopped instances to ``flavor_id``."""
     return _each(
@@ -143,5 +189,53 @@ def changes_size(session: Session, service: ServiceInstance, flavor_id: str) -> 
     return any(i.flavor_id != flavor_id for i in _instances(session, service))
 
 
+# --- giving back ---------------------------------------------------------------------------
+
+
+def release(session: Session, service: ServiceInstance) -> list[Operation]:
+    """The next steps of giving everything back (an external service's vendor is told to
+    release it, until it takes the call): the EIPs now and every settled instance (the rest
+    are still busy); once no instance is left, the volumes they left detached, the vxnet
+    and the VPC."""
+    if service.kind == EXTERNAL:  # once, or again after a call that failed for good
+        if any(op.state != "failed" for op in vendors.calls(session, service, vendors.RELEASE)):
+            return []
+        return [vendors.tell(session, service, vendors.RELEASE)]
+    for eip_id in _ids(service, "eip"):
+        if session.get(Eip, eip_id) is not None:
+            eips.delete_eip(session, SYSTEM, eip_id)
+    operations = _each(
+        session, service, compute.SETTLED, lambda i: compute.request_delete(session, SYSTEM, i.id)
+    )
+    if any(i.state not in GONE for i in _instances(session, service)):
+        return operations
+    for volume in _volumes(session, service):
+        if volume.state in ("available", "error"):
+            operations.append(compute_volumes.request_delete(session, SYSTEM, volume.id)[1])
+    for kind, delete in (("vxnet", vpcs.delete_vxnet), ("vpc", vpcs.delete_vpc)):
+        for ident in _ids(service, kind):
+            _delete_if_there(session, Vxnet if kind == "vxnet" else Vpc, ident, delete)
+    return operations
+
+
+def _delete_if_there(session: Session, model: Any, ident: str, delete: Callable) -> None:
+    """Delete a network resource the service still has; one still in use (a port not yet
+    given back) waits for a later call."""
+    if session.get(model, ident) is None:
+        return
+    with suppress(Problem), session.begin_nested():
+        delete(session, SYSTEM, ident)
+
+
 def released(session: Session, service: ServiceInstance) -> bool:
-    return all(i.state == "deleted" for i in _instances(session, service))
+    """Whether every resource of the service is gone: an external service's once its
+    vendor took the release call (or never took the service)."""
+    if service.kind == EXTERNAL:
+        told = vendors.calls(session, service, vendors.RELEASE)
+        return not service.external_ref or any(op.state == "succeeded" for op in told)
+    if any(i.state not in GONE for i in _instances(session, service)):
+        return False
+    if any(v.state not in GONE for v in _volumes(session, service)):
+        return False
+    network = (("eip", Eip), ("vxnet", Vxnet), ("vpc", Vpc))
+    return not any(session.get(model, i) for kind, model in network for i in _ids(service, kind))

@@ -19,7 +19,7 @@ from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal, get_visible, restrict
-from yunguan.orders import approvals, lifecycle, provisioning
+from yunguan.orders import approvals, lifecycle, plans, provisioning
 from yunguan.orders.models import ApprovalTask, Order, OrderEvent
 from yunguan.orders.schemas import ChangeCreate, OrderAction, OrderCreate
 from yunguan.workflows.models import Operation
@@ -83,8 +83,8 @@ def place_order(
     item, version = catalog.orderable(session, principal, data.item_id)
     values = params.complete(catalog.parameters_of(version), data.values)
     spec = params.render(version.spec, values)
-    requests = provisioning.instance_requests(item.kind, spec, data.name)  # type: ignore[attr-defined]
-    provisioning.check_requests(session, principal, tenant.id, requests)
+    plan = plans.plan(item.kind, spec, data.name)  # type: ignore[attr-defined]
+    plans.check(session, principal, tenant.id, plan)
     cost = item.price_monthly * max(data.term_months, 1)
     order = Order(
         id=new_id("ord"),

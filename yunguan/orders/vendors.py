@@ -8,6 +8,7 @@ the vendor."""
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yunguan.core import secrets
@@ -19,6 +20,7 @@ from yunguan.workflows.models import Operation
 from yunguan.workflows.service import create_operation
 
 CALL = "service.vendor-call"
+RELEASE = "service.release"
 PURPOSE = "vendor-webhooks"
 
 
@@ -48,6 +50,12 @@ def tell(session: Session, service: ServiceInstance, event: str) -> Operation:
         requested_by=None,
         params={"event": event},
     )
+
+
+def calls(session: Session, service: ServiceInstance, event: str) -> list[Operation]:
+    """The calls made (or queued) to tell the service's vendor ``event``."""
+    stmt = select(Operation).where(Operation.kind == CALL, Operation.target_id == service.id)
+    return [op for op in session.scalars(stmt) if op.params.get("event") == event]
 
 
 def call(order: Order, service: ServiceInstance, template_id: str, event: str) -> str:

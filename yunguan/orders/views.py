@@ -18,10 +18,11 @@ from yunguan.catalog import service as catalog
 from yunguan.catalog.models import CatalogItem
 from yunguan.catalog.parameters import Parameter
 from yunguan.compute import service as compute
-from yunguan.compute.models import Instance
+from yunguan.compute.models import Instance, Volume
 from yunguan.core.errors import NotFound, Problem, field_errors
 from yunguan.identity import service as identity
-from yunguan.identity.scope import Principal
+from yunguan.identity.scope import Principal, get_visible
+from yunguan.network.models import Eip, Vpc, Vxnet
 from yunguan.orders import approvals, lifecycle, schemas
 from yunguan.orders import service as orders
 from yunguan.orders.models import Order, ServiceInstance
@@ -422,24 +423,28 @@ def services_page(request: Request) -> Response:
     return page(request, "My services", _services_panel, intro)
 
 
-def _instances(
+RESOURCE_MODELS = {"instance": Instance, "volume": Volume, "eip": Eip, "vpc": Vpc, "vxnet": Vxnet}
+SETTLED = (*compute.SETTLED, "deleted", "available", "in-use")
+
+
+def _resources(
     session: Session, principal: Principal, service: ServiceInstance
-) -> list[tuple[dict[str, str], Instance | None]]:
-    """The service's resources, each with its instance (None: not one the principal sees)."""
+) -> list[tuple[dict[str, str], Any]]:
+    """The service's resources, each with its row (None: gone, or not one the principal
+    sees)."""
     found = []
     for resource in service.resources:
-        instance = None
-        if resource["type"] == "instance":
-            with suppress(NotFound):
-                instance = compute.get_instance(session, principal, resource["id"])
-        found.append((resource, instance))
+        row = None
+        with suppress(NotFound):
+            model = RESOURCE_MODELS[resource["type"]]
+            row = get_visible(session, model, resource["id"], principal, lifecycle.READ)
+        found.append((resource, row))
     return found
 
 
 def _service(session: Session, principal: Principal, service_id: str) -> dict[str, Any]:
     service = lifecycle.get_service(session, principal, service_id)
-    resources = _instances(session, principal, service)
-    settled = (*compute.SETTLED, "deleted")
+    resources = _resources(session, principal, service)
     flavors, _ = compute.list_flavors(session, principal, ALL)
     history, _ = orders.list_orders(session, principal, ALL, service_instance_id=service.id)
     return _names(session, principal) | {
@@ -447,7 +452,7 @@ def _service(session: Session, principal: Principal, service_id: str) -> dict[st
         "sub": service.subscription,  # type: ignore[attr-defined]
         "resources": resources,
         "working": service.state in WORKING_SERVICE
-        or any(i is not None and i.state not in settled for _, i in resources),
+        or any(getattr(row, "state", "deleted") not in SETTLED for _, row in resources),
         "offered": [
             action
             for action, states in OFFERED.items()

@@ -1,11 +1,12 @@
 """Order fulfilment and the subscription clock.
 
-``order.fulfil``: the order's service instance is made and compute is asked for its
-instances (one step, one transaction); their own workflows provision them; this one waits
-until every instance runs, then activates the service and its subscription and completes
-the order. A refusal or a failed instance fails the order and gives back what was made. The
-workflow id is the operation id, which an order gets once (under its row lock), so however
-many approvals race, an order is fulfilled once.
+``order.fulfil``: the order's service instance is made and compute and network are asked for
+its instances, a bundle's network and its EIP's address (one step, one transaction); the
+instances' own workflows provision them. Once every instance runs, a second step asks for
+the bundle's volumes (attached) and binds the EIP; once those are ready too, the service and
+its subscription are activated and the order completes. A refusal or a failed instance fails
+the order and gives back what was made. The workflow id is the operation id, which an order
+gets once (under its row lock), so however many approvals race, an order is fulfilled once.
 
 A change order (a resize) runs three phases on the service's instances, each waiting
 for the compute operations it started: stop, resize, start.
@@ -24,7 +25,7 @@ from yunguan.core.config import get_settings
 from yunguan.core.db import get_database
 from yunguan.core.errors import Problem
 from yunguan.identity.scope import SYSTEM
-from yunguan.orders import lifecycle, provisioning, vendors
+from yunguan.orders import lifecycle, plans, provisioning, vendors
 from yunguan.orders import service as orders
 from yunguan.workflows import engine
 from yunguan.workflows.service import advance, load, outcome, pending_operations
@@ -37,12 +38,17 @@ def _queue(operations: list[tuple[str, str]]) -> None:
         engine.submit(operation_id, kind)
 
 
+def _plan(session: Any, order: Any) -> plans.Plan:
+    kind = catalog.template_of(session, order.template_version_id).kind
+    return plans.plan(kind, order.spec, order.name)
+
+
 @step
 def _order_provision(operation_id: str, order_id: str) -> tuple[str, list[tuple[str, str]]]:
-    """(refusal, the compute operations to queue). Run again after a crash, it finds the
-    service instance it made and asks for nothing more (its operations not started yet are
-    queued again, which runs each once). An external offering asks compute
-    for nothing: its vendor is called next."""
+    """(refusal, the compute operations to queue) of the first phase. Run again after a
+    crash, it finds the service instance it made and asks for nothing more (its operations
+    not started yet are queued again, which runs each once). An external offering asks
+    compute for nothing: its vendor is called next."""
     with get_database().session() as session:
         advance(operation_id, state="running", step="provision", progress=10, session=session)
         order = orders.lock(session, order_id)
@@ -52,8 +58,28 @@ def _order_provision(operation_id: str, order_id: str) -> tuple[str, list[tuple[
             return "", pending_operations([r["id"] for r in service.resources])
         try:
             with session.begin_nested():
-                requests = provisioning.instance_requests(item_kind, order.spec, order.name)
-                made = provisioning.provision(session, service, requests)
+                plan = plans.plan(item_kind, order.spec, order.name)
+                made = provisioning.provision(session, service, plan)
+        except Problem as exc:
+            return f"{exc.title}: {exc.detail}", []
+        return "", [(op.id, op.kind) for op in made]
+
+
+@step
+def _order_complete(operation_id: str, order_id: str) -> tuple[str, list[tuple[str, str]]]:
+    """(refusal, the operations to queue) of the second phase, once the instances run:
+    volumes attached to them and the EIP bound. Run again after a crash, it makes nothing
+    twice."""
+    with get_database().session() as session:
+        advance(operation_id, step="attach", progress=70, session=session)
+        order = orders.lock(session, order_id)
+        service = lifecycle.of_order(session, order_id)
+        plan = _plan(session, order)
+        if provisioning.completed(service, plan):
+            return "", pending_operations([r["id"] for r in service.resources])
+        try:
+            with session.begin_nested():
+                made = provisioning.complete(session, service, plan)
         except Problem as exc:
             return f"{exc.title}: {exc.detail}", []
         return "", [(op.id, op.kind) for op in made]
@@ -97,6 +123,11 @@ def _order_progress(order_id: str, deadline: float) -> tuple[str, str]:
     if state == "waiting" and now().timestamp() > deadline:
         return "failed", "the resources did not become ready in time"
     return state, why
+
+
+def _ready(order_id: str, deadline: float) -> str:
+    """Wait until the service's resources are ready: "" or why they will not be."""
+    return _poll(_order_progress, order_id, deadline)[1]
 
 
 def _close(session: Any, operation_id: str, order: Any, error: str) -> None:
@@ -198,8 +229,12 @@ def fulfil_order(operation_id: str) -> str:
     error, made = _order_provision(operation_id, order_id)
     _queue(made)
     error = error or _vendor_error(order_id)
-    if not error:
-        _, error = _poll(_order_progress, order_id, _order_waiting(operation_id))
+    deadline = _order_waiting(operation_id)
+    error = error or _ready(order_id, deadline)  # the instances run
+    if not error:  # then what attaches to them
+        error, made = _order_complete(operation_id, order_id)
+        _queue(made)
+        error = error or _ready(order_id, deadline)
     _queue(_order_finish(operation_id, order_id, error))
     return "failed" if error else "completed"
 
