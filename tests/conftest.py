@@ -59,6 +59,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         data_dir=tmp_path_factory.mktemp("data"),
         log_level="WARNING",
         run_schedules=False,  # tests run the periodic jobs themselves, at the moment they choose
+        webhook_private_targets=True,  # the tests' receivers listen on 127.0.0.1
     )
 
 

@@ -16,7 +16,8 @@ from tests.notifications.conftest import (
 from tests.support.api import Api
 from yunguan.core.config import Settings
 from yunguan.core.db import Database
-from yunguan.notifications import delivery
+from yunguan.notifications import channels, delivery
+from yunguan.notifications import service as notifications
 from yunguan.notifications.signing import sign, verify
 
 
@@ -162,3 +163,46 @@ def test_a_disabled_webhooks_deliveries_wait_for_it(
     assert delivery.deliver_due(db, settings) == 0 and accepting.requests == []
     acme_admin.ok(acme_admin.patch(f"/webhooks/{hook['id']}", {"enabled": True}))
     assert delivery.deliver_due(db, settings) == 1 and len(accepting.requests) == 1
+
+
+def test_private_targets_are_refused_unless_the_platform_allows_them(
+    db: Database, settings: Settings, tree: dict, accepting: Receiver
+) -> None:
+    """A tenant must not make the platform call into the platform's own network: a
+    private or loopback host is refused when the webhook is saved, and a name that
+    resolves to one at each delivery (DNS may change after the check)."""
+    acme_admin = tree["acme_admin"]
+    hook = webhook(acme_admin, accepting.url, events=["order.*"])  # allowed in these tests
+    public_only = settings.model_copy(update={"webhook_private_targets": False})
+    notifications.configure(public_only)
+    try:
+        for url in (
+            "http://127.0.0.1:80/",
+            "https://10.1.2.3/",
+            "http://[::1]/",
+            "http://localhost/",
+        ):
+            refused = acme_admin.post("/webhooks", {"url": url})
+            assert refused.status_code == 422 and refused.json()["code"] == "private-target", url
+        changed = acme_admin.patch(f"/webhooks/{hook['id']}", {"url": "http://169.254.169.254/"})
+        assert changed.status_code == 422
+        tell(db, "order.approved", tree["team"])
+        assert delivery.deliver_due(db, public_only) == 0
+    finally:
+        notifications.configure(settings)
+    (held,) = outbox(db)
+    assert "resolves to a non-public address (127.0.0.1)" in held.last_error
+    assert accepting.requests == []
+    assert delivery.deliver_due(db, settings) == 0  # due again only after the backoff
+
+
+def test_a_public_target_is_reached_at_the_address_that_was_checked() -> None:
+    """The connection goes to the address the check resolved (no second lookup), with the
+    name kept for the Host header and for TLS (SNI and certificate)."""
+    url = "https://[2001:4860:4860::8888]:8443/hooks?x=1"
+    assert channels.pinned(url) == (
+        url,
+        {"Host": "[2001:4860:4860::8888]:8443"},
+        {"sni_hostname": "2001:4860:4860::8888"},
+    )
+    assert channels.pinned("http://8.8.8.8/in") == ("http://8.8.8.8/in", {"Host": "8.8.8.8"}, {})

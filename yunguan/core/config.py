@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     """Upgrade the SMTP connection with STARTTLS before logging in and sending."""
+    webhook_private_targets: bool = False
+    """Whether tenants' webhooks may reach private, loopback and link-local addresses. Off,
+    a webhook whose host is (or resolves to) one is refused, so a tenant cannot make the
+    platform call into its own network; turn it on where the receivers live inside."""
 
     @field_validator("storage_refresh_minutes")
     @classmethod

@@ -2,12 +2,15 @@
 webhook as a signed JSON POST. Each sender returns when the other side took it and raises
 otherwise; nothing here touches the database."""
 
+import ipaddress
 import json
 import smtplib
+import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -47,9 +50,39 @@ def send_email(
         smtp.send_message(email)
 
 
-def post_webhook(url: str, secret: str, delivery_id: str, event: str, payload: dict) -> None:
+def public_address(host: str) -> str:
+    """The address to reach ``host`` at, which must be public (every address it resolves
+    to is: one private answer could be the one a later lookup returns)."""
+    found = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    hidden = sorted(a for a in found if not ipaddress.ip_address(a).is_global)
+    if hidden:
+        raise DeliveryFailed(f"{host} resolves to a non-public address ({hidden[0]})")
+    return sorted(found)[0]
+
+
+def pinned(url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``url`` with its host replaced by the public address it resolves to (so the
+    connection goes where the check looked), the Host header and the TLS server name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    address = public_address(host)
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc}, extensions
+
+
+def post_webhook(
+    url: str,
+    secret: str,
+    delivery_id: str,
+    event: str,
+    payload: dict,
+    public_only: bool = False,
+) -> None:
     """POST ``payload`` as JSON, signed; any 2xx answer is success (redirects are not
-    followed, and the answer's body is never read)."""
+    followed, and the answer's body is never read). ``public_only``: only to a host whose
+    addresses are all public."""
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     timestamp = str(int(now().timestamp()))
     headers = {
@@ -60,8 +93,14 @@ def post_webhook(url: str, secret: str, delivery_id: str, event: str, payload: d
         "X-Yunguan-Timestamp": timestamp,
         "X-Yunguan-Signature": sign(secret, timestamp, body),
     }
-    with httpx.stream(
-        "POST", url, content=body, headers=headers, timeout=TIMEOUT_SECONDS
-    ) as response:
+    extensions: dict[str, Any] = {}
+    if public_only:
+        url, host, extensions = pinned(url)
+        headers |= host
+    request = {"content": body, "headers": headers, "extensions": extensions}
+    with (
+        httpx.Client(timeout=TIMEOUT_SECONDS) as client,
+        client.stream("POST", url, **request) as response,
+    ):
         if not response.is_success:
             raise DeliveryFailed(f"HTTP {response.status_code}")

@@ -126,7 +126,10 @@ def _send(claimed: Claimed, settings: Settings) -> str | None:
             channels.send_email(settings, claimed.id, claimed.recipient, claimed.payload)
         else:
             secret = secrets.unseal(claimed.sealed_secret)["secret"]
-            channels.post_webhook(claimed.url, secret, claimed.id, claimed.event, claimed.payload)
+            public_only = not settings.webhook_private_targets
+            channels.post_webhook(
+                claimed.url, secret, claimed.id, claimed.event, claimed.payload, public_only
+            )
     except FAILURES as exc:
         return f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug or a bad address must not keep the delivery claimed

@@ -4,10 +4,12 @@ transaction, as an outbox: inbox rows, plus email and webhook deliveries that
 ``delivery.deliver_due`` sends once that transaction has committed. The only code that
 writes these tables, besides ``delivery`` recording what sending did."""
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from secrets import token_urlsafe
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import func, select, update
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 from yunguan.core import audit, secrets
 from yunguan.core.clock import now
 from yunguan.core.config import Settings, get_settings
-from yunguan.core.errors import NotFound
+from yunguan.core.errors import NotFound, Unprocessable
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams, paginate, where_equal
 from yunguan.identity import service as identity
@@ -49,6 +51,27 @@ def configure(settings: Settings) -> None:
 
 def email_enabled() -> bool:
     return (_settings or get_settings()).smtp_host is not None
+
+
+def _check_target(url: str | None) -> None:
+    """Refuse at once a webhook whose host is a non-public address (or ``localhost``)
+    unless the platform allows private targets; a name is checked where it resolves, at
+    each delivery."""
+    if url is None or (_settings or get_settings()).webhook_private_targets:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        private = not ipaddress.ip_address(host).is_global
+    except ValueError:  # a name
+        private = host == "localhost" or host.endswith(".localhost")
+    if private:
+        error = {"loc": ["body", "url"], "msg": "not a public address", "type": "private-target"}
+        raise Unprocessable(
+            f"url: {host} is not a public address; webhooks reach public hosts only here "
+            "(YUNGUAN_WEBHOOK_PRIVATE_TARGETS)",
+            code="private-target",
+            errors=[error],
+        )
 
 
 # --- notify --------------------------------------------------------------------------------
@@ -209,6 +232,7 @@ def create_webhook(
         session, principal, data.tenant_id or principal.tenant_id
     )
     require(principal, WRITE)
+    _check_target(data.url)
     secret = data.secret or token_urlsafe(32)
     webhook = Webhook(
         id=new_id("wh"),
@@ -230,6 +254,7 @@ def update_webhook(
 ) -> Webhook:
     webhook = get_writable(session, Webhook, webhook_id, principal, "webhook")
     audit.note(target_type="webhook", target_id=webhook.id, tenant_id=webhook.tenant_id)
+    _check_target(data.url)
     changes = apply_changes(webhook, data)
     if "events" in changes:
         webhook.events = sorted(set(webhook.events))
