@@ -365,13 +365,16 @@ def _approvals(session: Session, operator: Principal) -> None:
 
 
 def _size(flavors: Sequence[Flavor], name: str, label: str, default: int = 0) -> dict:
-    """A choice among the demo flavors, by id (what the spec's ``flavor_id`` takes)."""
+    """A choice among the demo flavors, by id (what the spec's ``flavor_id`` takes), shown
+    by name and size."""
     return {
         "name": name,
         "type": "choice",
         "label": label,
-        "description": ", ".join(f"{f.id} = {f.name} ({f.vcpus} vCPU)" for f in flavors),
         "choices": [f.id for f in flavors],
+        "choice_labels": {
+            f.id: f"{f.name} ({f.vcpus} vCPU, {f.memory_mb // 1024} GB)" for f in flavors
+        },
         "default": flavors[default].id,
     }
 

@@ -145,6 +145,8 @@ def test_bad_actions_answer_422(admin: Api, body: dict) -> None:
         [{"name": "n", "type": "choice"}],
         [{"name": "n", "type": "choice", "choices": []}],
         [{"name": "n", "type": "string", "pattern": "("}],
+        [{"name": "n", "type": "choice", "choices": ["a"], "choice_labels": {"b": "Bee"}}],
+        [{"name": "n", "type": "string", "choice_labels": {"a": "A"}}],
         [{"name": "n", "type": "string", "minimum": 1}],
         [{"name": "n", "type": "boolean", "default": "yes"}],
         [{"name": "n", "type": "date"}],

@@ -24,13 +24,13 @@ def options(admin: Api, root_id: str, place: dict) -> dict:
     """An item whose template has a parameter of every type."""
     flavor_id = place["flavor"]["id"]
     parameters = [
-        {"name": "size", "type": "choice", "label": "Size", "choices": [flavor_id]},
+        {"name": "size", "type": "choice", "label": "Size", "choices": [flavor_id, "flv-none"]},
         {"name": "count", "type": "integer", "minimum": 1, "maximum": 3, "default": 1},
         {"name": "hostname", "type": "string", "pattern": "[a-z][a-z0-9-]*", "max_length": 20},
         {"name": "weight", "type": "number", "minimum": 0.5, "maximum": 2.5, "default": 1.5},
         {"name": "backup", "type": "boolean", "default": True},
     ]
-    parameters[0] |= {"default": flavor_id}
+    parameters[0] |= {"default": flavor_id, "choice_labels": {flavor_id: "Small (2 vCPU)"}}
     parameters[2] |= {"required": True}
     spec = {
         "flavor_id": {"param": "size"},
@@ -80,7 +80,8 @@ def test_the_order_form_has_a_field_for_each_parameter(
     form = portal.get(f"/catalog/{options['id']}")
     size = field(form, "size")
     assert '<select name="values.size"' in size and "Size" in size
-    assert f'<option value="{place["flavor"]["id"]}" selected>' in size
+    assert f'<option value="{place["flavor"]["id"]}" selected>Small (2 vCPU)</option>' in size
+    assert '<option value="flv-none" >flv-none</option>' in size  # no label: the choice
     count = field(form, "count")
     assert 'type="number" name="values.count" value="1" step="1" min="1" max="3"' in count
     hostname = field(form, "hostname")

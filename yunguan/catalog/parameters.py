@@ -34,6 +34,7 @@ APPLIES_TO = {
     "minimum": ("integer", "number"),
     "maximum": ("integer", "number"),
     "choices": ("choice",),
+    "choice_labels": ("choice",),
     "pattern": ("string",),
     "max_length": ("string",),
 }
@@ -55,6 +56,9 @@ class Parameter(Input):
     minimum: Number | None = None
     maximum: Number | None = None
     choices: Annotated[list[Label], Field(min_length=1, max_length=100)] | None = None
+    choice_labels: Annotated[dict[Label, Label], Field(max_length=100)] | None = Field(
+        None, description="what the order form shows for a choice (default: the choice)"
+    )
     pattern: Annotated[str, StringConstraints(max_length=256)] | None = None
     max_length: Annotated[int, Field(ge=1, le=MAX_VALUE_LENGTH)] | None = None
 
@@ -68,6 +72,8 @@ class Parameter(Input):
             raise ValueError("a choice parameter needs choices")
         if self.choices and len(set(self.choices)) < len(self.choices):
             raise ValueError("choices must be distinct")
+        if strays := sorted(set(self.choice_labels or ()) - set(self.choices or ())):
+            raise ValueError(f"choice_labels for what is not a choice: {', '.join(strays)}")
         if None not in (self.minimum, self.maximum) and self.minimum > self.maximum:  # type: ignore[operator]
             raise ValueError("minimum is above maximum")
         if self.pattern is not None:
