@@ -1,7 +1,7 @@
 """REST: /approval-policies, /orders (with their actions), /approval-tasks (the caller's
 inbox), /service-instances (with day-2 actions) and /subscriptions."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,27 +37,26 @@ add_collection(
 )
 
 
-def _then_queue(request: Request, work: Callable[..., tuple[Any, Any]], *args: Any) -> Any:
+def _then_queue(
+    request: Request, work: Callable[..., tuple[Any, list[Operation]]], *args: Any
+) -> Any:
     """Run ``work(session, *args)`` (it answers a result and the operations it started) in
     a transaction of its own; once that commits, queue the operations' workflows."""
     with get_db(request).session() as session:
         result, started = work(session, *args)
-        operations: Sequence[Operation] = (
-            started if isinstance(started, list) else [started] if started else []
-        )
-        queued = [(op.id, op.kind) for op in operations]
+        queued = [(op.id, op.kind) for op in started]
     for operation_id, kind in queued:
         engine.submit(operation_id, kind)
     return result
 
 
 def _order_changed(request: Request, change: Callable[..., tuple[Any, Any]], *args: Any) -> Any:
-    """``change(session, *args)`` answers an order and the operation it started, if any:
-    the answer is the order's detail, and the operation is queued after the commit."""
+    """``change(session, *args)`` answers an order and the operations it started: the
+    answer is the order's detail, and the operations are queued after the commit."""
 
     def work(session: Any) -> tuple[Any, Any]:
-        order, operation = change(session, *args)
-        return schemas.OrderDetail.model_validate(orders.describe(session, order)), operation
+        order, started = change(session, *args)
+        return schemas.OrderDetail.model_validate(orders.describe(session, order)), started
 
     return _then_queue(request, work)
 

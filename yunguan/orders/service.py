@@ -72,7 +72,7 @@ def record(session: Session, order: Order, actor: str, kind: str, message: str =
 
 def place_order(
     session: Session, principal: Principal, data: OrderCreate
-) -> tuple[Order, Operation | None]:
+) -> tuple[Order, list[Operation]]:
     """Check the values against the item's parameters and the demand against quota (a dry
     run), then open the first approval stage, or start fulfilment when none applies."""
     tenant = identity.tenant_for_new_resource(
@@ -109,7 +109,7 @@ def place_order(
 
 def place_change(
     session: Session, principal: Principal, service_id: str, data: ChangeCreate
-) -> tuple[Order, Operation | None]:
+) -> tuple[Order, list[Operation]]:
     """A change order for a running service, planned like a new order of its price: one
     at a time per service, to a virtual-machine size some of its instances do not have."""
     service = lifecycle.get_service(session, principal, service_id)
@@ -157,12 +157,13 @@ def place_change(
     return order, _advance(session, order, principal.username)
 
 
-def _advance(session: Session, order: Order, actor: str) -> Operation | None:
-    """Open the order's current stage, or, past the last one, start its fulfilment."""
+def _advance(session: Session, order: Order, actor: str) -> list[Operation]:
+    """Open the order's current stage, or, past the last one, start its fulfilment (the
+    operation it starts)."""
     if order.stage < len(order.plan):
         approvals.open_stage(session, order)
-        return None
-    return _start_fulfilment(session, order, actor)
+        return []
+    return [_start_fulfilment(session, order, actor)]
 
 
 def _start_fulfilment(session: Session, order: Order, actor: str) -> Operation:
@@ -192,7 +193,7 @@ def lock(session: Session, order_id: str) -> Order:
 
 def act(
     session: Session, principal: Principal, order_id: str, data: OrderAction
-) -> tuple[Order, Operation | None]:
+) -> tuple[Order, list[Operation]]:
     """One action on an order, under its row lock: two approvals racing each other decide
     it once, and start its fulfilment at most once."""
     get_order(session, principal, order_id)
@@ -202,11 +203,11 @@ def act(
         if not (principal.can(WRITE) or principal.can(APPROVE)):
             raise Forbidden("commenting takes resource:write or order:approve")
         record(session, order, principal.username, "comment", data.comment)
-        return order, None
+        return order, []
     if order.state != "pending-approval":
         raise Conflict(f"order {order.id} is {order.state}", code="order-decided")
     if data.action == "cancel":
-        return _cancel(session, principal, order, data.comment), None
+        return _cancel(session, principal, order, data.comment), []
     if data.action == "approve" and principal.user_id == order.requested_by:
         raise Forbidden("the requester does not approve its own order", code="self-approval")
     task = _my_task(session, principal, order)
@@ -216,7 +217,7 @@ def act(
             raise Conflict("only an assigned approver delegates", code="not-an-approver")
         made = approvals.delegate(session, order, task, data.user_id)  # type: ignore[arg-type]
         record(session, order, principal.username, "delegated", f"to {made.assignee_id}: {message}")
-        return order, None
+        return order, []
     approvals.close_stage(
         session, order, task, "approved" if data.action == "approve" else "rejected"
     )
@@ -229,7 +230,7 @@ def act(
         lifecycle.tell_requester(
             session, order, "order.rejected", f"Order “{order.name}” was rejected", message
         )
-        return order, None
+        return order, []
     record(session, order, principal.username, "approved", f"{stage}: {message}")
     order.stage += 1
     return order, _advance(session, order, principal.username)

@@ -56,12 +56,6 @@ async def posted_form(request: Request) -> dict[str, str]:
 PostedForm = Annotated[dict[str, str], Depends(posted_form)]
 
 
-def _started(operation: Operation | Sequence[Operation] | None) -> list[Operation]:
-    if operation is None:
-        return []
-    return list(operation) if isinstance(operation, Sequence) else [operation]
-
-
 def _go(request: Request, url: str) -> Response:
     """Send the browser to ``url``: HTMX follows ``HX-Redirect``, a plain form post a 303."""
     if request.headers.get("hx-request"):
@@ -213,12 +207,12 @@ def order_place(request: Request, item_id: str, form: PostedForm) -> Response:
                     "auto_renew": "auto_renew" in form,
                 }
             )
-            order, operation = orders.place_order(session, principal, data)
+            order, started = orders.place_order(session, principal, data)
         except (Problem, ValidationError) as exc:
             faults.update(_faults(exc))
             raise
         placed.append(order.id)
-        return f"Placed order “{order.name}”.", _started(operation)
+        return f"Placed order “{order.name}”.", started
 
     return submit_work(request, _to_order(placed, _order_form(form, faults)), change)
 
@@ -359,8 +353,8 @@ def order_action(
         data = schemas.OrderAction.model_validate(
             {"action": action, "comment": comment, "user_id": user_id or None}
         )
-        order, operation = orders.act(session, principal, order_id, data)
-        return _decided(order, data), _started(operation)
+        order, started = orders.act(session, principal, order_id, data)
+        return _decided(order, data), started
 
     answer = _approvals_panel if view == "inbox" else _order_panel
     return submit_work(request, answer, change)
@@ -522,8 +516,8 @@ def service_resize(
 
     def change(session: Session, principal: Principal) -> tuple[str, list[Operation]]:
         data = schemas.ChangeCreate.model_validate({"flavor_id": flavor_id, "comment": comment})
-        order, operation = orders.place_change(session, principal, service_id, data)
+        order, started = orders.place_change(session, principal, service_id, data)
         placed.append(order.id)
-        return f"Placed a change of “{order.name}”.", _started(operation)
+        return f"Placed a change of “{order.name}”.", started
 
     return submit_work(request, _to_order(placed, _service_panel), change)
