@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
+from sqlalchemy.exc import OperationalError
 
 from tests.support.api import ADMIN_PASSWORD, Api
 from tests.support.pgcluster import create_database
@@ -165,8 +166,30 @@ def app(settings: Settings, migrated: dict[str, str]):
     application = create_app(settings, run_workflows=False)
     yield application
     clock.set_clock(None)
-    _wipe(application.state.db, migrated["admin_id"])
+    _quiesce()
+    for attempt in range(5):  # a workflow the test left running may still write
+        try:
+            _wipe(application.state.db, migrated["admin_id"])
+            break
+        except OperationalError:  # a deadlock with it: PostgreSQL aborted the wipe
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     application.state.db.dispose()
+
+
+def _quiesce(timeout: float = 10) -> None:
+    """Wait a little for the workflows a test started to end before its data goes (they
+    would fail on vanished rows, or deadlock with the wipe)."""
+    from dbos import DBOS
+
+    from yunguan.workflows import engine
+
+    deadline = time.monotonic() + timeout
+    while engine.is_launched() and time.monotonic() < deadline:
+        if not DBOS.list_workflows(status="PENDING", load_input=False, load_output=False):
+            return
+        time.sleep(0.1)
 
 
 @pytest.fixture

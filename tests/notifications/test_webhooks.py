@@ -181,6 +181,10 @@ def test_private_targets_are_refused_unless_the_platform_allows_them(
             "https://10.1.2.3/",
             "http://[::1]/",
             "http://localhost/",
+            "http://[::ffff:127.0.0.1]/",  # IPv6 forms that carry a private IPv4 address
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
+            "http://[::ffff:0:7f00:1]/",
         ):
             refused = acme_admin.post("/webhooks", {"url": url})
             assert refused.status_code == 422 and refused.json()["code"] == "private-target", url
@@ -206,3 +210,5 @@ def test_a_public_target_is_reached_at_the_address_that_was_checked() -> None:
         {"sni_hostname": "2001:4860:4860::8888"},
     )
     assert channels.pinned("http://8.8.8.8/in") == ("http://8.8.8.8/in", {"Host": "8.8.8.8"}, {})
+    with_user = "http://hook:pw@8.8.8.8:8080/in"  # the credentials stay in the URL only
+    assert channels.pinned(with_user) == (with_user, {"Host": "8.8.8.8:8080"}, {})

@@ -93,7 +93,7 @@ def decide(api: Api, order_id: str, action: str, status: int = 200, **fields: An
 def fulfilled(api: Api, placed: dict) -> dict:
     """The order once its fulfilment has ended."""
     operation = wait_operation(api, placed["operation_id"], timeout=60)
-    assert operation["state"] == "succeeded", operation
+    assert operation["state"] == "succeeded", operation["error"]
     return api.ok(api.get(f"/orders/{placed['id']}"))
 
 

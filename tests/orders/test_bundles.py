@@ -14,6 +14,9 @@ from tests.support.api import Api
 from tests.support.compute import simulated_zone
 from tests.support.quotas import node, set_limit
 from tests.support.waiting import wait_operation
+from yunguan.catalog import service as catalog
+from yunguan.orders import lifecycle, plans, provisioning
+from yunguan.orders.models import Order
 
 pytestmark = pytest.mark.usefixtures("workflows")
 COUNTED = ("vpcs", "vxnets", "public_ips", "volumes", "volume_gb", "vcpus")
@@ -128,6 +131,10 @@ def test_a_bundle_is_checked_whole_when_ordered(
     assert refused.status_code == 422
     assert {".".join(e["loc"]) for e in refused.json()["errors"]} == {"spec.eip.instance"}
 
+    unplaced = offered(admin, root_id, stack(place, network=None, volumes=[]), "No network")
+    refused = member.post("/orders", {"item_id": unplaced["id"], "name": "shop"})
+    assert refused.status_code == 422 and "binds to a port" in refused.json()["detail"]
+
     private = offered(admin, root_id, stack(place, network=wrong["spec"]["network"]), "Public")
     refused = member.post("/orders", {"item_id": private["id"], "name": "shop"})
     assert refused.status_code == 422, refused.text
@@ -155,3 +162,39 @@ def test_a_bundle_whose_volume_fails_fails_and_gives_everything_back(
     service = release_completely(member, placed["service_instance_id"])
     assert service["state"] == "failed"
     assert used(admin, team["id"]) == [0] * len(COUNTED)
+
+
+def test_what_the_tenant_tied_to_its_own_is_kept_and_the_rest_released(
+    admin: Api, member: Api, bundle: dict, team: dict
+) -> None:
+    """A port of the tenant's own on the bundle's vxnet: the release cannot take the vxnet
+    (nor so its VPC); they are left to the tenant, marked, and the service is released."""
+    done = fulfilled(member, order(member, bundle, name="shop"))
+    service = member.ok(member.get(f"/service-instances/{done['service_instance_id']}"))
+    made = resources(member, service)
+    own = network.port(member, made["vxnet"][0]["id"])
+    unsubscribe = {"action": "unsubscribe"}
+    member.ok(member.post(f"/service-instances/{service['id']}/actions", unsubscribe))
+    released = release_completely(member, service["id"])
+    assert released["state"] == "released"
+    kept = {r["type"]: r["kept"] for r in released["resources"] if "kept" in r}
+    assert set(kept) == {"vxnet", "vpc"} and "ports" in kept["vxnet"], kept
+    assert member.ok(member.get(f"/ports/{own['id']}"))["vxnet_id"] == made["vxnet"][0]["id"]
+    assert used(admin, team["id"]) == [1, 1, 0, 0, 0, 0]  # the network is the tenant's now
+
+
+def test_a_bundle_with_an_eip_and_no_volume_completes_once(
+    db, member: Api, admin: Api, root_id: str, place: dict
+) -> None:
+    """The second phase of a bundle with an EIP and no volumes is recognised as done (a
+    step run again after a crash binds nothing twice)."""
+    network.public_pool(admin, place["zone"]["id"])
+    lone = stack(place, volumes=[])
+    done = fulfilled(member, order(member, offered(admin, root_id, lone, "Lone"), name="lone"))
+    with db.session() as session:
+        service = lifecycle.of_order(session, done["id"])
+        order_row = session.get(Order, done["id"])
+        kind = catalog.template_of(session, order_row.template_version_id).kind
+        plan = plans.plan(kind, order_row.spec, order_row.name)
+        assert plan.eip is not None and not plan.volumes
+        assert provisioning.completed(session, service, plan)

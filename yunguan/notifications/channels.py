@@ -50,14 +50,41 @@ def send_email(
         smtp.send_message(email)
 
 
+CARRYING_LAST_32_BITS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96")
+)
+"""NAT64, IPv4-compatible and IPv4-translated addresses: their last 32 bits are IPv4."""
+
+
+def is_public(address: str) -> bool:
+    """Whether ``address`` is a public one, including the IPv4 address that an IPv6 one
+    carries (mapped, 6to4, Teredo, NAT64, compatible, translated): those reach IPv4 hosts."""
+    ip = ipaddress.ip_address(address)
+    if not ip.is_global:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address):
+        return True
+    carried = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if any(ip in net for net in CARRYING_LAST_32_BITS):
+        carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return all(inner.is_global for inner in carried if inner is not None)
+
+
 def public_address(host: str) -> str:
-    """The address to reach ``host`` at, which must be public (every address it resolves
-    to is: one private answer could be the one a later lookup returns)."""
-    found = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
-    hidden = sorted(a for a in found if not ipaddress.ip_address(a).is_global)
+    """The address to reach ``host`` at (the resolver's first), which must be public, as
+    every address it resolves to must be: one private answer could be the one a later
+    lookup returns."""
+    found = [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+    hidden = [address for address in found if not is_public(address)]
     if hidden:
         raise DeliveryFailed(f"{host} resolves to a non-public address ({hidden[0]})")
-    return sorted(found)[0]
+    return found[0]
+
+
+def _netloc(host: str, port: int | None, userinfo: str = "") -> str:
+    literal = f"[{host}]" if ":" in host else host
+    return f"{userinfo}{literal}{f':{port}' if port else ''}"
 
 
 def pinned(url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -65,11 +92,11 @@ def pinned(url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     connection goes where the check looked), the Host header and the TLS server name."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    address = public_address(host)
-    literal = f"[{address}]" if ":" in address else address
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = _netloc(public_address(host), parts.port, f"{userinfo}@" if userinfo else "")
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc}, extensions
+    host_header = {"Host": _netloc(host, parts.port)}
+    return urlunsplit(parts._replace(netloc=netloc)), host_header, extensions
 
 
 def post_webhook(
@@ -98,8 +125,8 @@ def post_webhook(
         url, host, extensions = pinned(url)
         headers |= host
     request = {"content": body, "headers": headers, "extensions": extensions}
-    with (
-        httpx.Client(timeout=TIMEOUT_SECONDS) as client,
+    with (  # a proxy from the environment would see the pinned address, not the name
+        httpx.Client(timeout=TIMEOUT_SECONDS, trust_env=not public_only) as client,
         client.stream("POST", url, **request) as response,
     ):
         if not response.is_success:

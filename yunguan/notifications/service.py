@@ -4,7 +4,6 @@ transaction, as an outbox: inbox rows, plus email and webhook deliveries that
 ``delivery.deliver_due`` sends once that transaction has committed. The only code that
 writes these tables, besides ``delivery`` recording what sending did."""
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from secrets import token_urlsafe
@@ -33,6 +32,7 @@ from yunguan.identity.scope import (
     list_visible,
     require,
 )
+from yunguan.notifications import channels
 from yunguan.notifications.models import Delivery, Notification, Webhook
 from yunguan.notifications.schemas import WebhookCreate, WebhookUpdate
 
@@ -61,7 +61,7 @@ def _check_target(url: str | None) -> None:
         return
     host = urlsplit(url).hostname or ""
     try:
-        private = not ipaddress.ip_address(host).is_global
+        private = not channels.is_public(host)
     except ValueError:  # a name
         private = host == "localhost" or host.endswith(".localhost")
     if private:

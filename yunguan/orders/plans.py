@@ -119,7 +119,7 @@ def plan(kind: str, spec: dict[str, Any], name: str) -> Plan:
 
 def _cross_check(made: Plan) -> list[dict[str, Any]]:
     """Entry names are unique and referred to correctly; a bundle's network places all its
-    instances."""
+    instances; the EIP's instance has a vxnet (its port is what the EIP binds to)."""
     names = [entry for entry, _ in made.instances]
     errors = [
         _error(["spec", "instances", n, "name"], f"two entries are named {entry!r}", "duplicate")
@@ -136,6 +136,10 @@ def _cross_check(made: Plan) -> list[dict[str, Any]]:
         errors.append(
             _error(["spec", "eip", "instance"], f"no instance entry is named {made.eip.instance!r}")
         )
+    bound = dict(made.instances).get(made.eip_entry()) if made.eip and names else None
+    if bound is not None and made.network is None and bound.vxnet_id is None:
+        why = "binds to a port: give the bundle a network or the entry a vxnet_id"
+        errors.append(_error(["spec", "eip"], why))
     if made.network is not None:
         for n, (_, request) in enumerate(made.instances):
             if request.vxnet_id is not None:
@@ -183,10 +187,8 @@ def _check_network(network: Network) -> None:
     if network.vxnet_cidr is not None:
         vxnet = network.vxnet_cidr
         checks.append(("vxnet_cidr", lambda: vpcs.vxnet_network(network.cidr, vxnet)))
-    errors = []
-    for field, checked in checks:
+    for field, checked in checks:  # the vxnet's only once the VPC's is right
         try:
             checked()
         except Problem as exc:
-            errors.append(_error(["spec", "network", field], exc.detail))
-    _refuse(errors)
+            _refuse([_error(["spec", "network", field], exc.detail)])

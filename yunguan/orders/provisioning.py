@@ -32,6 +32,21 @@ from yunguan.orders.plans import EXTERNAL, Plan
 from yunguan.workflows.models import Operation
 
 GONE = ("deleted",)
+ENDED = ("succeeded", "failed")
+BUSY_VOLUME = ("creating", "attaching", "detaching", "extending")
+MODELS: dict[str, Any] = {
+    "instance": Instance,
+    "volume": Volume,
+    "eip": Eip,
+    "vxnet": Vxnet,
+    "vpc": Vpc,
+}
+"""The model of each type of resource a service records."""
+NETWORK: dict[str, tuple[Any, Callable]] = {
+    "eip": (Eip, eips.delete_eip),
+    "vxnet": (Vxnet, vpcs.delete_vxnet),
+    "vpc": (Vpc, vpcs.delete_vpc),
+}
 
 
 def _ids(service: ServiceInstance, kind: str, entry: str | None = None) -> list[str]:
@@ -110,9 +125,12 @@ def complete(session: Session, service: ServiceInstance, plan: Plan) -> list[Ope
     return operations
 
 
-def completed(service: ServiceInstance, plan: Plan) -> bool:
-    """Whether the second phase ran (it records its volumes, or it had none to make)."""
-    return bool(_ids(service, "volume")) or not (plan.volumes or plan.eip)
+def completed(session: Session, service: ServiceInstance, plan: Plan) -> bool:
+    """Whether the second phase ran (one transaction): its volumes are recorded, or, with
+    none to make, its EIP is bound."""
+    if plan.volumes:
+        return bool(_ids(service, "volume"))
+    return all(session.get(Eip, eip_id).port_id for eip_id in _ids(service, "eip"))  # type: ignore[union-attr]
 
 
 def _instances_of(session: Session, service: ServiceInstance, entry: str) -> list[Instance]:
@@ -132,21 +150,22 @@ def _volumes(session: Session, service: ServiceInstance) -> list[Volume]:
 
 
 def progress(session: Session, service: ServiceInstance) -> tuple[str, str]:
-    """(``ready`` | ``waiting`` | ``failed``, why) of a service's instances and volumes."""
+    """(``ready`` | ``waiting`` | ``failed``, why) of a service's instances and volumes. A
+    volume's failure counts once every volume's making has ended (none is left attaching
+    to an instance about to be deleted)."""
     instances = _instances(session, service)
     broken = [i for i in instances if i.state in ("error", "deleted")]
     if broken:
         return "failed", f"instance {broken[0].id} is {broken[0].state}: {broken[0].error_reason}"
-    volumes = _volumes(session, service)
-    for volume in volumes:
-        if volume.state in ("error", "deleted"):
-            return "failed", f"volume {volume.id} is {volume.state}: {volume.error_reason}"
     makers = [r["operation_id"] for r in service.resources if r["type"] == "volume"]
-    stmt = select(Operation).where(Operation.id.in_(makers), Operation.state == "failed")
-    for operation in session.scalars(stmt):  # an attach that failed leaves it available
-        return "failed", f"volume {operation.target_id}: {operation.error}"
+    made = list(session.scalars(select(Operation).where(Operation.id.in_(makers))))
+    if any(op.state not in ENDED for op in made):
+        return "waiting", ""
+    for operation in made:  # a failed attach leaves its volume available
+        if operation.state == "failed":
+            return "failed", f"volume {operation.target_id}: {operation.error}"
     running = all(i.state == "running" for i in instances)
-    attached = all(v.state == "in-use" for v in volumes)
+    attached = all(v.state == "in-use" for v in _volumes(session, service))
     return ("ready", "") if running and attached else ("waiting", "")
 
 
@@ -194,48 +213,72 @@ def changes_size(session: Session, service: ServiceInstance, flavor_id: str) -> 
 
 def release(session: Session, service: ServiceInstance) -> list[Operation]:
     """The next steps of giving everything back (an external service's vendor is told to
-    release it, until it takes the call): the EIPs now and every settled instance (the rest
-    are still busy); once no instance is left, the volumes they left detached, the vxnet
-    and the VPC."""
+    release it, until it takes the call). The EIPs now; the instances that are settled,
+    once no volume is being attached or detached; once every instance is gone, the volumes
+    they left detached, the vxnet and the VPC. What the tenant has since tied to something
+    of its own (a volume attached to another instance, a port or vxnet of its own in the
+    network) cannot go: it is kept, marked with why, and stays the tenant's."""
     if service.kind == EXTERNAL:  # once, or again after a call that failed for good
         if any(op.state != "failed" for op in vendors.calls(session, service, vendors.RELEASE)):
             return []
         return [vendors.tell(session, service, vendors.RELEASE)]
-    for eip_id in _ids(service, "eip"):
-        if session.get(Eip, eip_id) is not None:
-            eips.delete_eip(session, SYSTEM, eip_id)
-    operations = _each(
-        session, service, compute.SETTLED, lambda i: compute.request_delete(session, SYSTEM, i.id)
-    )
-    if any(i.state not in GONE for i in _instances(session, service)):
+    _delete_network(session, service, "eip")
+    volumes = _volumes(session, service)
+    if any(v.state in BUSY_VOLUME for v in volumes):
+        return []  # the instances go once their volumes rest
+    instances = _instances(session, service)
+    settled = [i.id for i in instances if i.state in compute.SETTLED]
+    operations = _attempt_each(session, compute.request_delete, settled)
+    if any(i.state not in GONE for i in instances):
         return operations
-    for volume in _volumes(session, service):
-        if volume.state in ("available", "error"):
-            operations.append(compute_volumes.request_delete(session, SYSTEM, volume.id)[1])
-    for kind, delete in (("vxnet", vpcs.delete_vxnet), ("vpc", vpcs.delete_vpc)):
-        for ident in _ids(service, kind):
-            _delete_if_there(session, Vxnet if kind == "vxnet" else Vpc, ident, delete)
+    for volume in volumes:
+        if volume.state == "in-use":
+            _keep(service, volume.id, f"attached to {volume.instance_id}")
+    resting = [v.id for v in volumes if v.state in ("available", "error")]
+    operations += _attempt_each(session, compute_volumes.request_delete, resting)
+    _delete_network(session, service, "vxnet")
+    _delete_network(session, service, "vpc")
     return operations
 
 
-def _delete_if_there(session: Session, model: Any, ident: str, delete: Callable) -> None:
-    """Delete a network resource the service still has; one still in use (a port not yet
-    given back) waits for a later call."""
-    if session.get(model, ident) is None:
-        return
-    with suppress(Problem), session.begin_nested():
-        delete(session, SYSTEM, ident)
+def _attempt_each(session: Session, request: Callable, idents: list[str]) -> list[Operation]:
+    """The operations ``request`` starts on each of ``idents``; one refused now (it became
+    busy meanwhile) is asked for again by a later call."""
+    started = []
+    for ident in idents:
+        with suppress(Problem), session.begin_nested():
+            started.append(request(session, SYSTEM, ident)[1])
+    return started
+
+
+def _delete_network(session: Session, service: ServiceInstance, kind: str) -> None:
+    """Delete the service's network resources of ``kind`` that are still there; one that
+    something else of the tenant's still uses is kept."""
+    model, delete = NETWORK[kind]
+    for ident in _ids(service, kind):
+        if session.get(model, ident) is None:
+            continue
+        try:
+            with session.begin_nested():
+                delete(session, SYSTEM, ident)
+        except Problem as exc:
+            if exc.code == "in-use":
+                _keep(service, ident, exc.detail)
+
+
+def _keep(service: ServiceInstance, ident: str, why: str) -> None:
+    """Leave a resource to the tenant: the service no longer waits for it to go."""
+    service.resources = [r | {"kept": why} if r["id"] == ident else r for r in service.resources]
 
 
 def released(session: Session, service: ServiceInstance) -> bool:
-    """Whether every resource of the service is gone: an external service's once its
-    vendor took the release call (or never took the service)."""
+    """Whether every resource of the service is gone (or kept by the tenant): an external
+    service's once its vendor took the release call (or never took the service)."""
     if service.kind == EXTERNAL:
         told = vendors.calls(session, service, vendors.RELEASE)
         return not service.external_ref or any(op.state == "succeeded" for op in told)
-    if any(i.state not in GONE for i in _instances(session, service)):
-        return False
-    if any(v.state not in GONE for v in _volumes(session, service)):
-        return False
-    network = (("eip", Eip), ("vxnet", Vxnet), ("vpc", Vpc))
-    return not any(session.get(model, i) for kind, model in network for i in _ids(service, kind))
+    for resource in service.resources:
+        row = None if "kept" in resource else session.get(MODELS[resource["type"]], resource["id"])
+        if row is not None and getattr(row, "state", None) not in GONE:
+            return False
+    return True

@@ -116,7 +116,7 @@ def place_change(
     if not principal.can(WRITE):
         raise Forbidden(f"permission '{WRITE}' required")
     lifecycle.lock(session, service.id)  # two change orders placed at once take turns
-    if service.state != "active" or service.kind == provisioning.EXTERNAL:
+    if service.state != "active" or service.kind == plans.EXTERNAL:
         raise Conflict(
             f"service {service.id} ({service.kind}) is {service.state}: not resizable",
             code="invalid-state",

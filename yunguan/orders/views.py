@@ -18,12 +18,10 @@ from yunguan.catalog import service as catalog
 from yunguan.catalog.models import CatalogItem
 from yunguan.catalog.parameters import Parameter
 from yunguan.compute import service as compute
-from yunguan.compute.models import Instance, Volume
 from yunguan.core.errors import NotFound, Problem, field_errors
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal, get_visible
-from yunguan.network.models import Eip, Vpc, Vxnet
-from yunguan.orders import approvals, lifecycle, schemas
+from yunguan.orders import approvals, lifecycle, provisioning, schemas
 from yunguan.orders import service as orders
 from yunguan.orders.models import Order, ServiceInstance
 from yunguan.web.portal import ALL, FormText, Panel, page, page_principal, panel, submit_work
@@ -417,8 +415,8 @@ def services_page(request: Request) -> Response:
     return page(request, "My services", _services_panel, intro)
 
 
-RESOURCE_MODELS = {"instance": Instance, "volume": Volume, "eip": Eip, "vpc": Vpc, "vxnet": Vxnet}
-SETTLED = (*compute.SETTLED, "deleted", "available", "in-use")
+RESTING = (*compute.SETTLED, "deleted", "available", "in-use")
+"""Where instances and volumes rest: the service page stops polling."""
 
 
 def _resources(
@@ -430,7 +428,7 @@ def _resources(
     for resource in service.resources:
         row = None
         with suppress(NotFound):
-            model = RESOURCE_MODELS[resource["type"]]
+            model = provisioning.MODELS[resource["type"]]
             row = get_visible(session, model, resource["id"], principal, lifecycle.READ)
         found.append((resource, row))
     return found
@@ -446,7 +444,7 @@ def _service(session: Session, principal: Principal, service_id: str) -> dict[st
         "sub": service.subscription,  # type: ignore[attr-defined]
         "resources": resources,
         "working": service.state in WORKING_SERVICE
-        or any(getattr(row, "state", "deleted") not in SETTLED for _, row in resources),
+        or any(getattr(row, "state", "deleted") not in RESTING for _, row in resources),
         "offered": [
             action
             for action, states in OFFERED.items()

@@ -58,8 +58,7 @@ def _order_provision(operation_id: str, order_id: str) -> tuple[str, list[tuple[
             return "", pending_operations([r["id"] for r in service.resources])
         try:
             with session.begin_nested():
-                plan = plans.plan(item_kind, order.spec, order.name)
-                made = provisioning.provision(session, service, plan)
+                made = provisioning.provision(session, service, _plan(session, order))
         except Problem as exc:
             return f"{exc.title}: {exc.detail}", []
         return "", [(op.id, op.kind) for op in made]
@@ -74,10 +73,10 @@ def _order_complete(operation_id: str, order_id: str) -> tuple[str, list[tuple[s
         advance(operation_id, step="attach", progress=70, session=session)
         order = orders.lock(session, order_id)
         service = lifecycle.of_order(session, order_id)
-        plan = _plan(session, order)
-        if provisioning.completed(service, plan):
-            return "", pending_operations([r["id"] for r in service.resources])
         try:
+            plan = _plan(session, order)
+            if provisioning.completed(session, service, plan):
+                return "", pending_operations([r["id"] for r in service.resources])
             with session.begin_nested():
                 made = provisioning.complete(session, service, plan)
         except Problem as exc:
@@ -95,7 +94,7 @@ def _order_vendor(order_id: str) -> None:
         service = lifecycle.of_order(session, order_id)
         order = orders.get_order(session, SYSTEM, order_id)
         template_id = catalog.template_of(session, order.template_version_id).id
-    if service.kind != provisioning.EXTERNAL or service.external_ref:
+    if service.kind != plans.EXTERNAL or service.external_ref:
         return
     reference = vendors.call(order, service, template_id, "service.provision")
     with get_database().session() as session:
@@ -111,8 +110,8 @@ def _vendor_error(order_id: str) -> str:
 
 
 @step
-def _order_waiting(operation_id: str) -> float:
-    advance(operation_id, step="wait-resources", progress=40)
+def _order_waiting(operation_id: str, progress: int) -> float:
+    advance(operation_id, step="wait-resources", progress=progress)
     return now().timestamp() + get_settings().provision_timeout_seconds
 
 
@@ -125,9 +124,10 @@ def _order_progress(order_id: str, deadline: float) -> tuple[str, str]:
     return state, why
 
 
-def _ready(order_id: str, deadline: float) -> str:
-    """Wait until the service's resources are ready: "" or why they will not be."""
-    return _poll(_order_progress, order_id, deadline)[1]
+def _ready(operation_id: str, order_id: str, progress: int) -> str:
+    """Wait (up to the provision timeout) until the service's resources are ready: "" or
+    why they will not be."""
+    return _poll(_order_progress, order_id, _order_waiting(operation_id, progress))[1]
 
 
 def _close(session: Any, operation_id: str, order: Any, error: str) -> None:
@@ -229,12 +229,11 @@ def fulfil_order(operation_id: str) -> str:
     error, made = _order_provision(operation_id, order_id)
     _queue(made)
     error = error or _vendor_error(order_id)
-    deadline = _order_waiting(operation_id)
-    error = error or _ready(order_id, deadline)  # the instances run
+    error = error or _ready(operation_id, order_id, 40)  # the instances run
     if not error:  # then what attaches to them
         error, made = _order_complete(operation_id, order_id)
         _queue(made)
-        error = error or _ready(order_id, deadline)
+        error = error or _ready(operation_id, order_id, 80)
     _queue(_order_finish(operation_id, order_id, error))
     return "failed" if error else "completed"
 
