@@ -6,6 +6,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -185,11 +186,16 @@ def _quiesce(timeout: float = 10) -> None:
 
     from yunguan.workflows import engine
 
+    def running() -> bool:  # asked from a thread of its own: a browser test's loop runs here
+        listed = DBOS.list_workflows(status="PENDING", load_input=False, load_output=False)
+        return bool(listed)
+
     deadline = time.monotonic() + timeout
-    while engine.is_launched() and time.monotonic() < deadline:
-        if not DBOS.list_workflows(status="PENDING", load_input=False, load_output=False):
-            return
-        time.sleep(0.1)
+    with ThreadPoolExecutor(1) as pool:
+        while engine.is_launched() and time.monotonic() < deadline:
+            if not pool.submit(running).result():
+                return
+            time.sleep(0.1)
 
 
 @pytest.fixture
