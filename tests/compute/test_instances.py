@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 
 from tests.support import network
 from tests.support.api import Api
+from tests.support.clock import Clock
 from tests.support.compute import act, create, created, simulated_zone
 from tests.support.compute_checks import NOTHING, held, instance_reservations
 from tests.support.quotas import set_limit
@@ -269,6 +270,23 @@ def test_an_instance_keeps_its_port(member: Api, place: dict, vxnet: dict) -> No
     instance = created(member, place)
     refused = member.delete(f"/ports/{instance['port_id']}")
     assert refused.status_code == 409 and refused.json()["code"] == "in-use"
+
+
+def test_every_instance_a_sync_corrects_is_metered(
+    admin: Api, db: Database, member: Api, place: dict
+) -> None:
+    """Two machines found off in one sync, at one instant: each instance's running interval
+    is closed (each correction is its own usage event)."""
+    first, second = created(member, place, "a"), created(member, place, "b")
+    with db.session() as session:
+        session.execute(update(SimulatedMachine).values(power="off"))
+    Clock().advance(seconds=1)  # both corrections carry the same time
+    provider_id = place["provider"]["id"]
+    synced = admin.ok(admin.post(f"/providers/{provider_id}/actions", {"action": "sync"}), 202)
+    assert wait_operation(admin, synced["operation"]["id"])["state"] == "succeeded"
+    for instance in (first, second):
+        usage = member.ok(member.get("/usage-events", params={"resource_id": instance["id"]}))
+        assert [e["action"] for e in usage["items"]][-1] == "stop", usage
 
 
 def test_sync_leaves_instances_changed_since_the_collect_began(

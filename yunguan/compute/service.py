@@ -515,7 +515,7 @@ def reconcile(
             continue
         observed = {"running": "running", "stopped": "stopped"}.get(machine.state)
         if observed is not None and observed != instance.state:
-            stamp = now().isoformat()
+            stamp = f"{instance.id}:sync:{observed}:{seen_at.isoformat()}"
             meter(session, instance, "start" if observed == "running" else "stop", stamp)
             settle(
                 session,
