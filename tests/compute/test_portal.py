@@ -258,8 +258,8 @@ def test_an_admin_registers_a_provider_whose_secret_is_never_shown(
     provider = admin.ok(admin.get("/providers", params={"kind": "simulator"}))["items"]
     registered = next(p for p in provider if p["name"] == "sim-two")
     assert registered["has_credentials"] and registered["config"]["hosts"] == 2
-    row = poll(portal, f"/providers/{registered['id']}/row", 'data-hosts="2"')
-    assert "synced just now" in row
+    row = poll(portal, f"/providers/{registered['id']}/row", "synced just now")  # its first sync
+    assert 'data-hosts="2"' in row
     detail = portal.get(f"/providers/{registered['id']}")
     assert "stored (encrypted, never shown)" in detail and "t0p-s3cret" not in detail
     assert '"hosts": 2' in detail
