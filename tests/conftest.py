@@ -85,7 +85,7 @@ def migrated(settings: Settings) -> dict[str, str]:
 
 
 def _wipe(db: Database, keep_user: str) -> None:
-    from yunguan.billing.models import UsageEvent
+    from yunguan.billing import models as billing
     from yunguan.catalog import models as catalog
     from yunguan.compute import models as compute
     from yunguan.core.audit import AuditEvent
@@ -119,7 +119,14 @@ def _wipe(db: Database, keep_user: str) -> None:
             catalog.Category,
             catalog.TemplateVersion,
             catalog.ServiceTemplate,
-            UsageEvent,
+            billing.InvoiceLine,
+            billing.Invoice,
+            billing.InvoiceCounter,
+            billing.BillingAccount,
+            billing.PriceItem,
+            billing.PriceBook,
+            billing.UsageQuarantine,
+            billing.UsageEvent,
             compute.Snapshot,
             compute.Volume,
             providers.SimulatedDisk,

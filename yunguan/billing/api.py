@@ -1,34 +1,27 @@
-"""REST: /usage-events — what was metered (a tenant sees its subtree's)."""
+"""REST: /usage-events (and the quarantine and intervals), /price-books, /billing-accounts,
+/invoices and /billing-runs."""
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
 
-from yunguan.billing import service
-from yunguan.core.api import Filter, problem_responses
+from yunguan.billing import invoices, schemas, service
+from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import DbSession
 from yunguan.core.pagination import Page, Pages
-from yunguan.core.types import Output
+from yunguan.identity.crud import Collection, add_collection
 from yunguan.identity.deps import CurrentPrincipal
 
-router = APIRouter(tags=["usage-events"], responses=problem_responses(400, 401, 422))
+router = APIRouter(responses=problem_responses(400, 401, 403, 404, 422))
+WRITES = problem_responses(409)
 
 
-class UsageEventOut(Output):
-    id: str
-    source: str
-    event_id: str
-    tenant_id: str
-    resource_type: str
-    resource_id: str
-    meter: str
-    action: str
-    attributes: dict[str, Any]
-    occurred_at: datetime
-
-
-@router.get("/usage-events", response_model=Page[UsageEventOut], name="usage-event.list")
+@router.get(
+    "/usage-events",
+    response_model=Page[schemas.UsageEventOut],
+    tags=["usage-events"],
+    name="usage-event.list",
+)
 def list_usage_events(
     session: DbSession,
     principal: CurrentPrincipal,
@@ -40,4 +33,215 @@ def list_usage_events(
     rows, cursor = service.list_usage_events(
         session, principal, page, tenant_id=tenant_id, resource_id=resource_id, meter=meter
     )
-    return Page(items=[UsageEventOut.model_validate(r) for r in rows], next_cursor=cursor)
+    return Page(items=[schemas.UsageEventOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post(
+    "/usage-events",
+    response_model=schemas.IngestOut,
+    tags=["usage-events"],
+    name="usage-event.ingest",
+)
+def ingest_usage_events(session: DbSession, principal: CurrentPrincipal, body: schemas.UsageBatch):
+    """Record a batch of usage events: each ``(source, event_id)`` counts once; a copy that
+    differs from the recorded one is quarantined."""
+    return service.ingest(session, principal, body)
+
+
+@router.get(
+    "/usage-quarantine",
+    response_model=Page[schemas.QuarantineOut],
+    tags=["usage-events"],
+    name="usage-quarantine.list",
+)
+def list_quarantine(
+    session: DbSession, principal: CurrentPrincipal, page: Pages, source: Filter = None
+):
+    rows, cursor = service.list_quarantine(session, principal, page, source=source)
+    return Page(items=[schemas.QuarantineOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/usage-intervals",
+    response_model=list[schemas.IntervalOut],
+    tags=["usage-events"],
+    name="usage-interval.list",
+)
+def list_intervals(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    resource_id: Annotated[str, Query(max_length=40)],
+):
+    """A resource's usage intervals per meter, derived from its events."""
+    return [
+        schemas.IntervalOut.model_validate(r)
+        for r in service.intervals_of(session, principal, resource_id)
+    ]
+
+
+# --- price books ---
+
+BOOKS, BOOK = "/price-books", "/price-books/{item_id}"
+BOOK_TAGS = ["price-books"]
+
+
+@router.get(
+    BOOKS, response_model=Page[schemas.PriceBookOut], tags=BOOK_TAGS, name="price-book.list"
+)
+def list_books(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: Pages,
+    name: Filter = None,
+    state: Filter = None,
+):
+    rows, cursor = service.list_books(session, principal, page, name=name, state=state)
+    return Page(items=[schemas.PriceBookOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post(
+    BOOKS,
+    response_model=schemas.PriceBookOut,
+    status_code=201,
+    tags=BOOK_TAGS,
+    name="price-book.create",
+    responses=WRITES,
+)
+def create_book(session: DbSession, principal: CurrentPrincipal, body: schemas.PriceBookCreate):
+    return service.book_out(session, service.create_book(session, principal, body))
+
+
+@router.get(BOOK, response_model=schemas.PriceBookOut, tags=BOOK_TAGS, name="price-book.get")
+def get_book(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
+    return service.book_out(session, service.get_book(session, principal, item_id))
+
+
+@router.patch(
+    BOOK,
+    response_model=schemas.PriceBookOut,
+    tags=BOOK_TAGS,
+    name="price-book.update",
+    responses=WRITES,
+)
+def update_book(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    item_id: ResourceId,
+    body: schemas.PriceBookUpdate,
+):
+    return service.book_out(session, service.update_book(session, principal, item_id, body))
+
+
+@router.delete(BOOK, status_code=204, tags=BOOK_TAGS, name="price-book.delete", responses=WRITES)
+def delete_book(session: DbSession, principal: CurrentPrincipal, item_id: ResourceId):
+    service.delete_book(session, principal, item_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    f"{BOOK}/actions",
+    response_model=schemas.PriceBookOut,
+    tags=BOOK_TAGS,
+    name="price-book.act",
+    responses=WRITES,
+)
+def act_on_book(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    item_id: ResourceId,
+    body: schemas.PriceBookAction,
+):
+    """``publish`` freezes a draft (it takes effect at ``effective_from``, default now);
+    ``new-version`` makes a draft copy to change."""
+    return service.book_out(session, service.act_on_book(session, principal, item_id, body))
+
+
+# --- accounts and invoices ---
+
+add_collection(
+    router,
+    Collection(
+        "billing-account",
+        "/billing-accounts",
+        schemas.AccountOut,
+        schemas.AccountCreate,
+        schemas.AccountUpdate,
+        service.list_accounts,
+        service.create_account,
+        service.get_account,
+        service.update_account,
+        None,
+        filters=("tenant_id",),
+    ),
+)
+
+INVOICE_TAGS = ["invoices"]
+
+
+@router.get(
+    "/invoices", response_model=Page[schemas.InvoiceOut], tags=INVOICE_TAGS, name="invoice.list"
+)
+def list_invoices(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: Pages,
+    account_id: Filter = None,
+    tenant_id: Filter = None,
+    period: Filter = None,
+    state: Filter = None,
+    kind: Filter = None,
+):
+    filters = {"account_id": account_id, "tenant_id": tenant_id, "period": period}
+    rows, cursor = service.list_invoices(
+        session, principal, page, state=state, kind=kind, **filters
+    )
+    return Page(items=[schemas.InvoiceOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/invoices/{item_id}",
+    response_model=schemas.InvoiceDetailOut,
+    tags=INVOICE_TAGS,
+    name="invoice.get",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_invoice(
+    request: Request, session: DbSession, principal: CurrentPrincipal, item_id: ResourceId
+) -> Any:
+    """The invoice with its lines; as CSV when asked for ``text/csv``."""
+    invoice = service.get_invoice(session, principal, item_id)
+    if "text/csv" in request.headers.get("accept", ""):
+        name = invoice.number or invoice.id
+        return Response(
+            invoices.as_csv(session, invoice),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return service.invoice_out(session, invoice)
+
+
+@router.post(
+    "/invoices/{item_id}/actions",
+    response_model=schemas.InvoiceDetailOut,
+    tags=INVOICE_TAGS,
+    name="invoice.act",
+    responses=WRITES,
+)
+def act_on_invoice(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    item_id: ResourceId,
+    body: schemas.InvoiceAction,
+):
+    """``finalize`` a draft now (rated a last time, numbered, frozen); ``credit`` a finalized
+    invoice (answers the credit note)."""
+    return service.invoice_out(session, service.act_on_invoice(session, principal, item_id, body))
+
+
+@router.post(
+    "/billing-runs", response_model=dict[str, int], tags=INVOICE_TAGS, name="billing-run.create"
+)
+def run_billing(session: DbSession, principal: CurrentPrincipal, body: schemas.BillingRun):
+    """Rate now instead of at the next hourly run: one month for every account, or (no
+    ``period``) what the hourly run does."""
+    return service.run(session, principal, body)

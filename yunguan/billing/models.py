@@ -1,30 +1,213 @@
-"""Metering: the usage events every resource lifecycle change emits."""
+"""Billing: usage events (the truth), price books, billing accounts, invoices and their lines."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yunguan.core.clock import now
 from yunguan.core.db import Base
+from yunguan.inventory.models import Timestamps
+
+SEQ = BigInteger().with_variant(Integer, "sqlite")
+"""An auto-incrementing integer key (SQLite increments only an ``INTEGER PRIMARY KEY``)."""
+
+ACTIONS = ("start", "stop", "end", "delta")
 
 
 class UsageEvent(Base):
     """One lifecycle change of a metered resource; ``(source, event_id)`` is unique, so a
-    retried emitter counts once."""
+    retried emitter counts once. ``seq`` orders events of the same instant as they came."""
 
     __tablename__ = "usage_events"
-    __table_args__ = (UniqueConstraint("source", "event_id", name="uq_usage_source_event"),)
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="uq_usage_source_event"),
+        UniqueConstraint("id", name="uq_usage_events_id"),
+        Index("ix_usage_events_key", "resource_id", "meter", "occurred_at", "seq"),
+        Index("ix_usage_events_tenant", "tenant_id", "at_s"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(40))
+    meter: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    """``start`` opens the meter's interval, ``stop`` closes it, ``end`` closes it for good
+    (the resource is gone); ``delta`` is a quantity used at one instant (egress GB)."""
+    quantity: Mapped[Decimal] = mapped_column(default=Decimal(1))
+    """Per second while open (GB of a volume, seats), or the amount of a ``delta``."""
+    price_key: Mapped[str] = mapped_column(String(64), default="")
+    """Which price applies (a flavor id, ``bound``/``idle``); '' is the meter's default."""
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=now)
+    at_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    """``occurred_at`` in whole epoch seconds: rating slices periods in integer seconds."""
+    body_hash: Mapped[str] = mapped_column(String(32), default="")
+    """A digest of everything but the time: a second copy with another digest is a conflict."""
+
+
+class UsageQuarantine(Base):
+    """A copy of an event that differs from the one recorded under its ``(source, event_id)``:
+    kept aside for an administrator, never counted. The first copy wins."""
+
+    __tablename__ = "usage_quarantine"
+    __table_args__ = (UniqueConstraint("source", "event_id", "body_hash", "occurred_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     source: Mapped[str] = mapped_column(String(32))
     event_id: Mapped[str] = mapped_column(String(128))
     tenant_id: Mapped[str] = mapped_column(String(40), index=True)
-    resource_type: Mapped[str] = mapped_column(String(32))
-    resource_id: Mapped[str] = mapped_column(String(40), index=True)
+    body_hash: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class PriceBook(Timestamps, Base):
+    """One version of a named price list in one currency. Only a draft changes; publishing
+    freezes it, and a change is a new version."""
+
+    __tablename__ = "price_books"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(default=1)
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    effective_from: Mapped[datetime | None] = mapped_column(default=None)
+    """When a published version takes over from the previous one (its publishing, if unset)."""
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+
+
+class PriceItem(Base):
+    """The price of one meter (and price key) in a book."""
+
+    __tablename__ = "price_items"
+    __table_args__ = (UniqueConstraint("price_book_id", "meter", "price_key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    price_book_id: Mapped[str] = mapped_column(
+        ForeignKey("price_books.id", ondelete="CASCADE"), index=True
+    )
     meter: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))
-    """``start`` or ``stop`` of the meter's usage interval."""
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    occurred_at: Mapped[datetime] = mapped_column(default=now)
+    price_key: Mapped[str] = mapped_column(String(64), default="")
+    model: Mapped[str] = mapped_column(String(16), default="per_unit")
+    """``per_unit``, ``flat`` (once per period if used), ``graduated`` or ``volume`` (tiers)."""
+    basis: Mapped[str] = mapped_column(String(8), default="hour")
+    """What one unit is: a ``second``, ``hour`` or ``month`` of use, or a ``unit`` (a delta)."""
+    unit_price: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """``[{"upper": "10", "unit_price": "0.80"}, …, {"upper": null, …}]``: lower < q ≤ upper."""
+    min_charge_seconds: Mapped[int] = mapped_column(default=0)
+    description: Mapped[str] = mapped_column(String(256), default="")
+
+
+class BillingAccount(Timestamps, Base):
+    """Who pays for a tenant's subtree (down to the next tenant with an account of its own),
+    in which currency and time zone, under which price book."""
+
+    __tablename__ = "billing_accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), unique=True)
+    tenant_path: Mapped[str] = mapped_column(String(1024), index=True)
+    mode: Mapped[str] = mapped_column(String(16), default="postpaid")
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    price_book: Mapped[str] = mapped_column(String(64), default="list")
+    tax_rate: Mapped[Decimal] = mapped_column(default=Decimal("0.06"))
+    grace_hours: Mapped[int] = mapped_column(default=72)
+
+
+class Invoice(Timestamps, Base):
+    """An account's bill for one month of its time zone: a draft rated again as usage
+    arrives, then finalized and never changed (a correction is a credit note)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        Index(
+            "uq_invoices_account_period",
+            "account_id",
+            "period",
+            unique=True,
+            postgresql_where=text("kind = 'invoice'"),
+            sqlite_where=text("kind = 'invoice'"),
+        ),
+        Index("ix_invoices_state_finalize_after", "state", "finalize_after"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("billing_accounts.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    tenant_path: Mapped[str] = mapped_column(String(1024), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="invoice")
+    period: Mapped[str] = mapped_column(String(7))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    number: Mapped[str | None] = mapped_column(String(32), unique=True, default=None)
+    currency: Mapped[str] = mapped_column(String(3))
+    price_book_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    subtotal: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    tax_rate: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    tax: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    rated_at: Mapped[datetime | None] = mapped_column(default=None)
+    finalize_after: Mapped[datetime]
+    finalized_at: Mapped[datetime | None] = mapped_column(default=None)
+    corrects_invoice_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    """A credit note's original."""
+    reason: Mapped[str] = mapped_column(String(1024), default="")
+    rated_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The last usage event the rating saw: a later event of the period is a correction."""
+
+
+class InvoiceLine(Base):
+    """One priced group of usage: a resource's meter at one price, rounded once."""
+
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(
+        ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+    )
+    line_no: Mapped[int]
+    """The order of the line among its kind's."""
+    kind: Mapped[str] = mapped_column(String(16), default="usage")
+    """``usage``, ``adjustment`` (late usage of a finalized period) or ``credit``."""
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    resource_type: Mapped[str] = mapped_column(String(32), default="")
+    resource_id: Mapped[str] = mapped_column(String(40), default="", index=True)
+    meter: Mapped[str] = mapped_column(String(64), default="")
+    price_key: Mapped[str] = mapped_column(String(64), default="")
+    price_item_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    basis: Mapped[str] = mapped_column(String(8), default="")
+    quantity: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    """Units of the basis (hours, GB-months, GB) at full precision."""
+    seconds: Mapped[int] = mapped_column(default=0)
+    starts: Mapped[int] = mapped_column(default=0)
+    unit_price: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    exact: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    """The amount before rounding (kept to the column's precision, for explanation)."""
+    amount: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    corrects_invoice_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    """For an adjustment or credit line: the finalized invoice whose period it corrects."""
+    corrects_line_id: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class InvoiceCounter(Base):
+    """The last invoice number given out per prefix (``INV-2027-03``)."""
+
+    __tablename__ = "invoice_counters"
+
+    prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)

@@ -1,44 +1,40 @@
-"""Metering: record usage events (compute and network emit them; billing rates them)."""
+"""Billing as the API and other domains use it: who may see and change what.
 
+Tenants see their subtree's usage (``resource:read``) and bills (``billing:read``); price
+books are readable by every signed-in principal; everything that sets prices, accounts or
+money is the platform's (``billing:write``), and so is sending usage (``usage:write``).
+"""
+
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yunguan.billing.models import UsageEvent
+from yunguan.billing import invoices, metering, pricing, schemas
+from yunguan.billing.metering import record  # noqa: F401  (the emitters' entry point)
+from yunguan.billing.models import BillingAccount, Invoice, PriceBook, UsageEvent, UsageQuarantine
 from yunguan.core.clock import now
-from yunguan.core.db import insert_missing
+from yunguan.core.db import flush_or_conflict
+from yunguan.core.errors import NotFound, Unprocessable
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
-from yunguan.identity.scope import Principal, list_visible
+from yunguan.identity.crud import apply_changes
+from yunguan.identity.models import Tenant
+from yunguan.identity.scope import (
+    Principal,
+    get_visible,
+    list_permitted,
+    list_visible,
+    require,
+    restrict,
+)
+
+READ, WRITE, USAGE_WRITE = "billing:read", "billing:write", "usage:write"
+PRICES_READ = "resource:read"
 
 
-def record(
-    session: Session,
-    *,
-    source: str,
-    event_id: str,
-    tenant_id: str,
-    resource_type: str,
-    resource_id: str,
-    meter: str,
-    action: str,
-    attributes: dict[str, Any] | None = None,
-) -> None:
-    """Record once: the same ``(source, event_id)`` again changes nothing."""
-    row = {
-        "id": new_id("ue"),
-        "source": source,
-        "event_id": event_id,
-        "tenant_id": tenant_id,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "meter": meter,
-        "action": action,
-        "attributes": attributes or {},
-        "occurred_at": now(),
-    }
-    insert_missing(session, UsageEvent, [row])
+# --- usage ---
 
 
 def list_usage_events(session: Session, principal: Principal, page: PageParams, **filters: Any):
@@ -47,4 +43,153 @@ def list_usage_events(session: Session, principal: Principal, page: PageParams, 
 
 def events_of(session: Session, resource_id: str) -> list[UsageEvent]:
     stmt = select(UsageEvent).where(UsageEvent.resource_id == resource_id)
-    return list(session.scalars(stmt.order_by(UsageEvent.occurred_at, UsageEvent.id)))
+    return list(session.scalars(stmt.order_by(UsageEvent.occurred_at, UsageEvent.seq)))
+
+
+def ingest(session: Session, principal: Principal, batch: schemas.UsageBatch) -> metering.Ingested:
+    require(principal, USAGE_WRITE)
+    return metering.ingest(session, [event.model_dump() for event in batch.events])
+
+
+def list_quarantine(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    require(principal, WRITE)
+    return list_visible(session, principal, UsageQuarantine, WRITE, page, **filters)
+
+
+def intervals_of(session: Session, principal: Principal, resource_id: str) -> list[Any]:
+    """A resource's usage intervals, if the principal sees its events."""
+    seen = select(UsageEvent.seq).where(UsageEvent.resource_id == resource_id).limit(1)
+    if session.scalar(restrict(seen, UsageEvent, principal, "resource:read")) is None:
+        raise NotFound(f"no usage of {resource_id} to show")
+    return metering.resource_intervals(session, resource_id)
+
+
+# --- price books ---
+
+
+def list_books(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_permitted(session, principal, PriceBook, PRICES_READ, page, **filters)
+
+
+def get_book(session: Session, principal: Principal, book_id: str) -> PriceBook:
+    require(principal, PRICES_READ)
+    return pricing.get_book(session, book_id)
+
+
+def book_out(session: Session, book: PriceBook) -> schemas.PriceBookOut:
+    out = schemas.PriceBookOut.model_validate(book)
+    out.items = [schemas.PriceItemOut.model_validate(i) for i in pricing.items_of(session, book.id)]
+    return out
+
+
+def create_book(session: Session, principal: Principal, data: schemas.PriceBookCreate) -> PriceBook:
+    require(principal, WRITE)
+    items = [item.row() for item in data.items]
+    return pricing.create_book(
+        session, name=data.name, currency=data.currency, description=data.description, items=items
+    )
+
+
+def update_book(
+    session: Session, principal: Principal, book_id: str, data: schemas.PriceBookUpdate
+) -> PriceBook:
+    require(principal, WRITE)
+    book = pricing.draft(session, book_id)
+    apply_changes(book, data, skip=("items",))
+    if data.items is not None:
+        pricing.set_items(session, book, [item.row() for item in data.items])
+    return book
+
+
+def delete_book(session: Session, principal: Principal, book_id: str) -> None:
+    require(principal, WRITE)
+    session.delete(pricing.draft(session, book_id))
+
+
+def act_on_book(
+    session: Session, principal: Principal, book_id: str, data: schemas.PriceBookAction
+) -> PriceBook:
+    require(principal, WRITE)
+    if data.action == "publish":
+        book = pricing.draft(session, book_id)
+        pricing.publish(session, book, data.effective_from)
+        return book
+    return pricing.new_version(session, pricing.get_book(session, book_id))
+
+
+# --- accounts ---
+
+
+def list_accounts(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_visible(session, principal, BillingAccount, READ, page, **filters)
+
+
+def get_account(session: Session, principal: Principal, account_id: str) -> BillingAccount:
+    return get_visible(session, BillingAccount, account_id, principal, READ)
+
+
+def create_account(
+    session: Session, principal: Principal, data: schemas.AccountCreate
+) -> BillingAccount:
+    require(principal, WRITE)
+    tenant = session.get(Tenant, data.tenant_id)
+    if tenant is None:
+        raise Unprocessable(f"tenant {data.tenant_id} not found", code="unknown-tenant")
+    account = BillingAccount(id=new_id("ba"), tenant_path=tenant.path, **data.model_dump())
+    session.add(account)
+    flush_or_conflict(session, f"tenant {tenant.id} has a billing account", "duplicate-account")
+    return account
+
+
+def update_account(
+    session: Session, principal: Principal, account_id: str, data: schemas.AccountUpdate
+) -> BillingAccount:
+    require(principal, WRITE)
+    account = get_account(session, principal, account_id)
+    apply_changes(account, data)
+    return account
+
+
+# --- invoices ---
+
+
+def list_invoices(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_visible(session, principal, Invoice, READ, page, **filters)
+
+
+def get_invoice(session: Session, principal: Principal, invoice_id: str) -> Invoice:
+    return get_visible(session, Invoice, invoice_id, principal, READ)
+
+
+def invoice_out(session: Session, invoice: Invoice) -> schemas.InvoiceDetailOut:
+    lines = [
+        schemas.InvoiceLineOut.model_validate(line)
+        for line in invoices.lines_of(session, invoice.id)
+    ]
+    return schemas.InvoiceDetailOut.model_validate({**_columns(invoice), "lines": lines})
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+def act_on_invoice(
+    session: Session, principal: Principal, invoice_id: str, data: schemas.InvoiceAction
+) -> Invoice:
+    require(principal, WRITE)
+    invoice = get_invoice(session, principal, invoice_id)
+    if data.action == "finalize":
+        return invoices.finalize(session, invoice)
+    return invoices.credit(session, invoice, Decimal(data.amount), data.reason)  # type: ignore[arg-type]
+
+
+def run(session: Session, principal: Principal, data: schemas.BillingRun) -> dict[str, int]:
+    """Rate now (one month for every account, or the hourly job's work), as the hourly job
+    does; for operators who will not wait for the hour."""
+    require(principal, WRITE)
+    if data.period is None:
+        return invoices.tick(session, now())
+    accounts = list(session.scalars(select(BillingAccount)))
+    rated = len(invoices.rate_period(session, data.period, accounts))
+    finalized = invoices.finalize_due(session, now()) if data.finalize_due else 0
+    return {"rated": rated, "finalized": finalized, "corrected": 0}

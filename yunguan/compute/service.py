@@ -60,6 +60,7 @@ ACTIONS = {
 CREATE, POWER, DELETE = "instance.create", "instance.power", "instance.delete"
 CHANGE = "instance.change"
 METER = "instance.running"
+BAREMETAL_METER = "baremetal.allocated"
 
 
 # --- flavors -------------------------------------------------------------------------------
@@ -461,8 +462,22 @@ def of_provider(session: Session, provider_id: str) -> list[Instance]:
     return list(session.scalars(stmt))
 
 
-def meter(session: Session, instance: Instance, action: str, event_id: str) -> None:
-    """Open (``start``) or close (``stop``) the instance's running interval for billing."""
+def meter(
+    session: Session,
+    instance: Instance,
+    action: str,
+    event_id: str,
+    *,
+    power: bool = False,
+    occurred_at: datetime | None = None,
+) -> None:
+    """Open (``start``) or close (``stop``; ``end`` when deleted) the instance's billed
+    interval, priced by its flavor. A virtual machine is billed while it runs; a bare-metal
+    server while it is allocated, so its ``power`` changes are not metered."""
+    flavor = session.get(Flavor, instance.flavor_id)
+    baremetal = flavor is not None and bool(flavor.baremetal)
+    if baremetal and power:
+        return
     billing.record(
         session,
         source="compute",
@@ -470,10 +485,12 @@ def meter(session: Session, instance: Instance, action: str, event_id: str) -> N
         tenant_id=instance.tenant_id,
         resource_type="instance",
         resource_id=instance.id,
-        meter=METER,
+        meter=BAREMETAL_METER if baremetal else METER,
         action=action,
+        price_key=instance.flavor_id,
+        occurred_at=occurred_at or now(),
         attributes={
-            "flavor_id": instance.flavor_id,
+            "flavor": flavor.name if flavor else "",
             "vcpus": instance.vcpus,
             "memory_mb": instance.memory_mb,
             "zone_id": instance.zone_id,
@@ -502,7 +519,8 @@ def reconcile(
         machine = by_external.get(instance.external_id or "") or by_instance.get(instance.id)
         if machine is None:
             if instance.power_state == "on":
-                meter(session, instance, "stop", f"{instance.id}:gone:{seen_at.isoformat()}")
+                gone_id = f"{instance.id}:gone:{seen_at.isoformat()}"
+                meter(session, instance, "stop", gone_id, occurred_at=seen_at)
             settle(
                 session,
                 instance,
@@ -516,7 +534,8 @@ def reconcile(
         observed = {"running": "running", "stopped": "stopped"}.get(machine.state)
         if observed is not None and observed != instance.state:
             stamp = f"{instance.id}:sync:{observed}:{seen_at.isoformat()}"
-            meter(session, instance, "start" if observed == "running" else "stop", stamp)
+            usage = "start" if observed == "running" else "stop"
+            meter(session, instance, usage, stamp, power=True, occurred_at=seen_at)
             settle(
                 session,
                 instance,

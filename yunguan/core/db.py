@@ -129,10 +129,15 @@ def get_database() -> Database:
     return _current
 
 
-def _insert(session: Session, model: Any, rows: list[dict[str, Any]] | dict[str, Any]) -> Any:
-    """An INSERT with the backend's ``ON CONFLICT`` clauses."""
+def insert_into(session: Session, model: Any) -> Any:
+    """An INSERT with the backend's ``ON CONFLICT`` clauses; executed with a list of rows it
+    is sent in batches (one statement of them all could pass the backend's parameter limit)."""
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    return insert(model).values(rows)
+    return insert(model)
+
+
+def _insert(session: Session, model: Any, rows: list[dict[str, Any]] | dict[str, Any]) -> Any:
+    return insert_into(session, model).values(rows)
 
 
 def insert_missing(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:

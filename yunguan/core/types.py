@@ -68,9 +68,11 @@ def _not_float(value: Any) -> Any:
     return value
 
 
+NoFloat = BeforeValidator(_not_float)
+
 Money = Annotated[
     Decimal,
-    BeforeValidator(_not_float),
+    NoFloat,
     Field(ge=0, le=10**12, decimal_places=4),
     PlainSerializer(str, return_type=str, when_used="json"),
 ]

@@ -18,7 +18,7 @@ ROLES: dict[str, dict[str, object]] = {
         "permissions": _READ_IDENTITY
         | {"tenant:write", "user:write", "group:write", "audit:read"}
         | {"resource:read", "resource:write"}
-        | {"webhook:read", "webhook:write"},
+        | {"webhook:read", "webhook:write", "billing:read"},
     },
     # The catalog (catalog:read, catalog:write, catalog:review) is global, so only platform
     # administrators hold it; an approver's scope is its own subtree's orders.
@@ -32,7 +32,8 @@ ROLES: dict[str, dict[str, object]] = {
     },
     AUDITOR: {
         "description": "Reads everything in its tenant's subtree, including the audit log.",
-        "permissions": _READ_IDENTITY | {"audit:read", "resource:read", "webhook:read"},
+        "permissions": _READ_IDENTITY
+        | {"audit:read", "resource:read", "webhook:read", "billing:read"},
     },
 }
 

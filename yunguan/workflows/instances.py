@@ -405,7 +405,7 @@ def _powered(operation_id: str, instance_id: str, action: str) -> None:
             session, instance, resting, action, power_state="on" if state == RUNNING else "off"
         )
         if usage is not None:
-            compute.meter(session, instance, usage, f"{operation_id}:{usage}")
+            compute.meter(session, instance, usage, f"{operation_id}:{usage}", power=True)
         advance(operation_id, state="succeeded", step="done", progress=100, session=session)
 
 
@@ -441,8 +441,7 @@ def power_instance(operation_id: str) -> str:
 def _deleted(operation_id: str, instance_id: str) -> None:
     with _session() as session:
         instance = compute.lock(session, instance_id)
-        if instance.power_state == "on":
-            compute.meter(session, instance, "stop", f"{operation_id}:stop")
+        compute.meter(session, instance, "end", f"{operation_id}:end")
         _give_back(session, instance)
         compute.settle(session, instance, "deleted", "deleted", deleted_at=now())
         advance(operation_id, state="succeeded", step="done", progress=100, session=session)

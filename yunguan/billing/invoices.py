@@ -1,0 +1,376 @@
+"""Invoices: drafts rated again while usage may still arrive, then finalized for good.
+
+A finalized invoice never changes. Usage of its period that arrives later is a correction:
+what the period now rates to, line by line, against what was billed (with the corrections
+already made): more is an adjustment line on the account's current draft, less is a credit
+note of its own.
+"""
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from yunguan.billing import periods, rating
+from yunguan.billing.models import BillingAccount, Invoice, InvoiceCounter, InvoiceLine, UsageEvent
+from yunguan.billing.money import round_minor
+from yunguan.core.clock import now
+from yunguan.core.db import insert_into
+from yunguan.core.errors import Conflict
+from yunguan.core.ids import new_id
+
+CORRECTION_WINDOW = timedelta(days=92)
+"""How long after its period a finalized invoice is still corrected by late usage."""
+
+
+def _last_seq(session: Session) -> int:
+    return session.scalar(select(func.max(UsageEvent.seq))) or 0
+
+
+def rate_period(
+    session: Session, period: str, accounts: list[BillingAccount], as_of: datetime | None = None
+) -> list[Invoice]:
+    """Rate ``period`` for ``accounts`` into their drafts (made when there is something to
+    bill); an account whose invoice of the period is finalized is left alone."""
+    as_of = as_of or now()
+    seq = _last_seq(session)
+    existing = {
+        inv.account_id: inv
+        for inv in session.scalars(
+            select(Invoice).where(
+                Invoice.kind == "invoice",
+                Invoice.period == period,
+                Invoice.account_id.in_([a.id for a in accounts]),
+            )
+        )
+    }
+    open_accounts = [
+        a for a in accounts if existing.get(a.id) is None or existing[a.id].state == "draft"
+    ]
+    written = []
+    for rated in rating.rate(session, open_accounts, period, as_of):
+        invoice = existing.get(rated.account.id)
+        if invoice is None:
+            if not rated.lines:
+                continue
+            invoice = _new_invoice(rated.account, period, rated.start, rated.end)
+            session.add(invoice)
+            session.flush()
+        _write(session, invoice, rated, seq)
+        written.append(invoice)
+    return written
+
+
+def _new_invoice(
+    account: BillingAccount, period: str, start: datetime, end: datetime, kind: str = "invoice"
+) -> Invoice:
+    return Invoice(
+        id=new_id("inv"),
+        account_id=account.id,
+        tenant_id=account.tenant_id,
+        tenant_path=account.tenant_path,
+        kind=kind,
+        period=period,
+        period_start=start,
+        period_end=end,
+        currency=account.currency,
+        tax_rate=account.tax_rate,
+        finalize_after=end + timedelta(hours=account.grace_hours),
+    )
+
+
+def _line_rows(
+    invoice: Invoice, lines: list[rating.Line], kind: str, first_no: int = 1, **extra
+) -> list[dict]:
+    return [
+        {
+            **asdict(line),
+            "id": new_id("il"),
+            "invoice_id": invoice.id,
+            "line_no": first_no + n,
+            "kind": kind,
+            **extra,
+        }
+        for n, line in enumerate(lines)
+    ]
+
+
+def _write(session: Session, invoice: Invoice, rated: rating.Rated, seq: int) -> None:
+    """Replace the draft's usage lines (adjustment lines stay) and its totals."""
+    if invoice.state != "draft":
+        raise Conflict(f"invoice {invoice.id} is finalized", code="invoice-finalized")
+    session.execute(
+        delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.kind == "usage")
+    )
+    rows = _line_rows(invoice, rated.lines, "usage")
+    if rows:
+        session.execute(insert_into(session, InvoiceLine), rows)
+    invoice.price_book_id = rated.book.id if rated.book else None
+    invoice.rated_at, invoice.rated_seq = now(), seq
+    _total(session, invoice)
+
+
+def _total(session: Session, invoice: Invoice) -> None:
+    """Subtotal of the rounded lines, then tax once for the whole invoice."""
+    subtotal = session.scalar(
+        select(func.coalesce(func.sum(InvoiceLine.amount), 0)).where(
+            InvoiceLine.invoice_id == invoice.id
+        )
+    )
+    invoice.subtotal = round_minor(Decimal(subtotal), invoice.currency)
+    invoice.tax = round_minor(invoice.subtotal * invoice.tax_rate, invoice.currency)
+    invoice.total = invoice.subtotal + invoice.tax
+
+
+def lines_of(session: Session, invoice_id: str) -> list[InvoiceLine]:
+    order = (InvoiceLine.kind != "usage", InvoiceLine.line_no)
+    return list(
+        session.scalars(
+            select(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id).order_by(*order)
+        )
+    )
+
+
+def _number(session: Session, prefix: str) -> str:
+    statement = insert_into(session, InvoiceCounter).values(prefix=prefix, value=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=["prefix"], set_={"value": InvoiceCounter.value + 1}
+    )
+    value = session.scalar(statement.returning(InvoiceCounter.value))
+    return f"{prefix}-{value:06d}"
+
+
+def _lock(session: Session, invoice_id: str) -> Invoice:
+    stmt = select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one()
+
+
+def finalize(session: Session, invoice: Invoice) -> Invoice:
+    """Rate the draft a last time, number it and freeze it."""
+    invoice = _lock(session, invoice.id)
+    if invoice.state != "draft":
+        raise Conflict(f"invoice {invoice.number} is already finalized", code="invoice-finalized")
+    account = session.get(BillingAccount, invoice.account_id)
+    rate_period(session, invoice.period, [account])
+    invoice.state, invoice.finalized_at = "finalized", now()
+    invoice.number = _number(session, f"INV-{invoice.period.replace('-', '')}")
+    return invoice
+
+
+def finalize_due(session: Session, at: datetime) -> int:
+    """Finalize the drafts whose grace period is over."""
+    due = session.scalars(
+        select(Invoice)
+        .where(Invoice.state == "draft", Invoice.finalize_after <= at)
+        .order_by(Invoice.id)
+    )
+    count = 0
+    for invoice in list(due):
+        finalize(session, invoice)
+        count += 1
+    return count
+
+
+# --- corrections ---
+
+
+def correct(session: Session, invoice: Invoice) -> list[InvoiceLine]:
+    """Correct a finalized invoice for usage of its period recorded since it was rated: the
+    correction lines made (none if nothing changed, so running it again changes nothing)."""
+    account = session.get(BillingAccount, invoice.account_id)
+    tenants = [t for t, a in rating.account_of_tenants(session).items() if a.id == account.id]
+    late = select(func.max(UsageEvent.seq)).where(
+        UsageEvent.tenant_id.in_(tenants),
+        UsageEvent.at_s < int(invoice.period_end.timestamp()),
+        UsageEvent.seq > invoice.rated_seq,
+    )
+    latest = session.scalar(late)
+    if latest is None:
+        return []
+    [rated] = rating.rate(session, [account], invoice.period, invoice.period_end)
+    billed: dict[tuple, Decimal] = defaultdict(Decimal)
+    described: dict[tuple, rating.Line] = {}
+    earlier = select(InvoiceLine).where(
+        (InvoiceLine.invoice_id == invoice.id) | (InvoiceLine.corrects_invoice_id == invoice.id)
+    )
+    for line in session.scalars(earlier):
+        key = (line.resource_id, line.meter, line.price_key, line.price_item_id or "")
+        billed[key] += line.amount
+        described.setdefault(key, _as_draft(line))
+    fresh = {line.key: line for line in rated.lines}
+    more, less = [], []
+    for key in sorted(fresh.keys() | billed.keys()):
+        difference = (fresh[key].amount if key in fresh else Decimal(0)) - billed[key]
+        if difference:
+            line = fresh.get(key) or described[key]
+            line.detail = {**line.detail, "period": invoice.period, "billed": str(billed[key])}
+            line.amount = line.exact = difference
+            (more if difference > 0 else less).append(line)
+    invoice.rated_seq = latest
+    made = []
+    if more:
+        made += _adjust_current(session, account, invoice, more)
+    if less:
+        made += _credit_note(session, account, invoice, less, "usage corrected after finalizing")
+    return made
+
+
+def _as_draft(line: InvoiceLine) -> rating.Line:
+    fields = {name: getattr(line, name) for name in rating.Line.__dataclass_fields__}
+    return rating.Line(**{**fields, "detail": dict(line.detail)})
+
+
+def _adjust_current(
+    session: Session, account: BillingAccount, original: Invoice, lines: list[rating.Line]
+) -> list[InvoiceLine]:
+    """Add adjustment lines to the account's draft of the current month (made if missing)."""
+    period = periods.period_of(now(), account.timezone)
+    draft = session.scalars(
+        select(Invoice).where(
+            Invoice.account_id == account.id, Invoice.kind == "invoice", Invoice.period == period
+        )
+    ).one_or_none()
+    if draft is None or draft.state != "draft":
+        if draft is not None:  # the current month is closed already: the next one takes it
+            period = periods.next_period(period)
+        start, end = periods.bounds(period, account.timezone)
+        draft = _new_invoice(account, period, start, end)
+        session.add(draft)
+        session.flush()
+    taken = session.scalar(
+        select(func.count()).where(
+            InvoiceLine.invoice_id == draft.id, InvoiceLine.kind == "adjustment"
+        )
+    )
+    rows = _line_rows(draft, lines, "adjustment", taken + 1, corrects_invoice_id=original.id)
+    session.execute(insert_into(session, InvoiceLine), rows)
+    _total(session, draft)
+    return lines_of(session, draft.id)[-len(rows) :]
+
+
+def _credit_note(
+    session: Session,
+    account: BillingAccount,
+    original: Invoice,
+    lines: list[rating.Line],
+    reason: str,
+) -> list[InvoiceLine]:
+    """A finalized credit note of ``lines`` (negative amounts) against ``original``."""
+    note = _new_invoice(
+        account, original.period, original.period_start, original.period_end, kind="credit_note"
+    )
+    note.corrects_invoice_id, note.reason = original.id, reason
+    note.tax_rate = original.tax_rate
+    note.state, note.finalized_at, note.finalize_after = "finalized", now(), now()
+    note.number = _number(session, f"CN-{original.period.replace('-', '')}")
+    session.add(note)
+    session.flush()
+    rows = _line_rows(note, lines, "credit", corrects_invoice_id=original.id)
+    session.execute(insert_into(session, InvoiceLine), rows)
+    _total(session, note)
+    return lines_of(session, note.id)
+
+
+def credit(session: Session, invoice: Invoice, amount: Decimal, reason: str) -> Invoice:
+    """An administrator's credit note of ``amount`` (before tax) against a finalized invoice."""
+    if invoice.state != "finalized" or invoice.kind != "invoice":
+        raise Conflict("only a finalized invoice can be credited", code="invoice-not-finalized")
+    credited = -session.scalar(
+        select(func.coalesce(func.sum(Invoice.subtotal), 0)).where(
+            Invoice.corrects_invoice_id == invoice.id
+        )
+    )
+    if amount > invoice.subtotal - credited:
+        raise Conflict(
+            f"at most {invoice.subtotal - credited} of this invoice is left to credit",
+            code="credit-exceeds-invoice",
+        )
+    account = session.get(BillingAccount, invoice.account_id)
+    line = rating.Line(
+        tenant_id=invoice.tenant_id,
+        resource_type="",
+        resource_id="",
+        meter="",
+        price_key="",
+        price_item_id=None,
+        basis="",
+        quantity=Decimal(0),
+        seconds=0,
+        starts=0,
+        unit_price=Decimal(0),
+        exact=-amount,
+        amount=-amount,
+        detail={"reason": reason},
+    )
+    _credit_note(session, account, invoice, [line], reason)
+    return session.scalars(
+        select(Invoice)
+        .where(Invoice.corrects_invoice_id == invoice.id)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+    ).first()
+
+
+# --- the hourly job ---
+
+
+def tick(session: Session, at: datetime | None = None) -> dict[str, int]:
+    """Rate every account's current month (and the previous one while it is a draft),
+    finalize what is due, and correct recently finalized invoices for late usage."""
+    at = at or now()
+    accounts = list(session.scalars(select(BillingAccount).order_by(BillingAccount.id)))
+    by_period: dict[str, list[BillingAccount]] = defaultdict(list)
+    for account in accounts:
+        by_period[periods.period_of(at, account.timezone)].append(account)
+    open_drafts = session.execute(
+        select(Invoice.period, Invoice.account_id).where(
+            Invoice.kind == "invoice", Invoice.state == "draft"
+        )
+    )
+    known = {a.id: a for a in accounts}
+    for period, account_id in open_drafts:
+        if account_id in known and known[account_id] not in by_period[period]:
+            by_period[period].append(known[account_id])
+    rated = sum(
+        len(rate_period(session, period, group, at)) for period, group in sorted(by_period.items())
+    )
+    finalized = finalize_due(session, at)
+    recent = select(Invoice).where(
+        Invoice.kind == "invoice",
+        Invoice.state == "finalized",
+        Invoice.period_end > at - CORRECTION_WINDOW,
+    )
+    corrected = sum(1 for invoice in list(session.scalars(recent)) if correct(session, invoice))
+    return {"rated": rated, "finalized": finalized, "corrected": corrected}
+
+
+CSV_COLUMNS = (
+    "line_no",
+    "kind",
+    "tenant_id",
+    "resource_type",
+    "resource_id",
+    "meter",
+    "price_key",
+    "basis",
+    "quantity",
+    "seconds",
+    "unit_price",
+    "amount",
+)
+
+
+def as_csv(session: Session, invoice: Invoice) -> str:
+    """The invoice's lines as CSV, then its totals (what a spreadsheet user reconciles)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for line in lines_of(session, invoice.id):
+        writer.writerow([getattr(line, column) for column in CSV_COLUMNS])
+    for label in ("subtotal", "tax", "total"):
+        writer.writerow([label] + [""] * (len(CSV_COLUMNS) - 2) + [getattr(invoice, label)])
+    return out.getvalue()

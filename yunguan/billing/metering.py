@@ -1,0 +1,198 @@
+"""Metering: usage events in (once each; a differing copy is quarantined), usage intervals out.
+
+Events are the truth and never change. A resource's usage intervals per meter are derived
+from them by one set-based query: a ``start`` opens an interval unless one is open, a ``stop``
+closes the open one, an ``end`` closes it for good (nothing after it counts).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from yunguan.billing.models import UsageEvent, UsageQuarantine
+from yunguan.core.clock import now
+from yunguan.core.db import insert_into
+from yunguan.core.ids import new_id
+
+BODY = ("tenant_id", "resource_type", "resource_id", "meter", "action", "price_key")
+
+
+def body_hash(event: dict[str, Any]) -> str:
+    """A digest of what an event says, its time aside (that is compared on its own)."""
+    body = {key: event[key] for key in BODY}
+    body["quantity"] = str(Decimal(event["quantity"]).normalize())
+    body["attributes"] = event["attributes"]
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def row_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The ``usage_events`` row of a validated event (quantity, price key and attributes
+    defaulted, the time in whole epoch seconds, the digest)."""
+    occurred_at: datetime = event.get("occurred_at") or now()
+    row = {
+        "id": new_id("ue"),
+        "quantity": Decimal(1),
+        "price_key": "",
+        "attributes": {},
+        **event,
+        "occurred_at": occurred_at,
+        "at_s": int(occurred_at.timestamp() // 1),
+    }
+    row["body_hash"] = body_hash(row)
+    return row
+
+
+@dataclass
+class Ingested:
+    received: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+
+
+def ingest(session: Session, events: list[dict[str, Any]]) -> Ingested:
+    """Record a batch: each ``(source, event_id)`` once (the first copy in the batch wins);
+    a copy that differs from the recorded one in body or time goes to quarantine."""
+    result = Ingested(received=len(events))
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    rows = []
+    for event in events:
+        row = row_of(event)
+        rows.append(row)
+        first.setdefault((row["source"], row["event_id"]), row)
+    if not rows:
+        return result
+    statement = insert_into(session, UsageEvent).on_conflict_do_nothing()
+    returning = statement.returning(UsageEvent.source, UsageEvent.event_id)
+    inserted = set(session.execute(returning, list(first.values())).tuples())
+    result.inserted = len(inserted)
+    others = [row for row in rows if first[(row["source"], row["event_id"])] is not row]
+    others += [row for key, row in first.items() if key not in inserted]
+    conflicts = _conflicting(session, others)
+    if conflicts:
+        stored = insert_into(session, UsageQuarantine).on_conflict_do_nothing()
+        session.execute(stored, conflicts)
+    result.quarantined = len(conflicts)
+    result.duplicates = result.received - result.inserted - result.quarantined
+    return result
+
+
+def record(session: Session, **event: Any) -> None:
+    """Record one event in the caller's transaction (lifecycle code, beside the change it
+    meters): ``source, event_id, tenant_id, resource_type, resource_id, meter, action`` and
+    optionally ``quantity, price_key, attributes, occurred_at``."""
+    ingest(session, [event])
+
+
+def _conflicting(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The quarantine rows for those of ``rows`` that differ from the recorded event."""
+    if not rows:
+        return []
+    keys = {(row["source"], row["event_id"]) for row in rows}
+    stored: dict[tuple[str, str], tuple[str, datetime]] = {}
+    for chunk in _chunks(sorted(keys), 500):
+        stmt = select(
+            UsageEvent.source, UsageEvent.event_id, UsageEvent.body_hash, UsageEvent.occurred_at
+        ).where(tuple_(UsageEvent.source, UsageEvent.event_id).in_(chunk))
+        for source, event_id, digest, at in session.execute(stmt):
+            stored[(source, event_id)] = (digest, at)
+    conflicts: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["source"], row["event_id"])
+        if key in stored and stored[key] != (row["body_hash"], row["occurred_at"]):
+            payload = {k: v for k, v in row.items() if k not in ("id", "at_s", "body_hash")}
+            conflicts.setdefault(
+                (*key, row["body_hash"], row["occurred_at"]),
+                {
+                    "id": new_id("uq"),
+                    "source": row["source"],
+                    "event_id": row["event_id"],
+                    "tenant_id": row["tenant_id"],
+                    "body_hash": row["body_hash"],
+                    "occurred_at": row["occurred_at"],
+                    "payload": json.loads(json.dumps(payload, default=str)),
+                    "received_at": now(),
+                },
+            )
+    return list(conflicts.values())
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# --- intervals ---
+
+INTERVAL_ACTIONS = ("start", "stop", "end")
+
+
+def intervals(until_s: int, *where: Any) -> Any:
+    """A subquery of usage intervals from events before ``until_s`` (epoch seconds), one row
+    per effective start: ``tenant_id, resource_type, resource_id, meter, price_key, quantity,
+    started_at, start_s, ended_at, end_s`` (the end columns NULL while open). ``where`` narrows
+    the events (whole keys only: a tenant, a resource)."""
+    e = UsageEvent
+    window = {"partition_by": (e.resource_id, e.meter), "order_by": (e.occurred_at, e.seq)}
+    marked = (
+        select(
+            e.tenant_id,
+            e.resource_type,
+            e.resource_id,
+            e.meter,
+            e.price_key,
+            e.quantity,
+            e.action,
+            e.occurred_at,
+            e.at_s,
+            e.seq,
+            func.lag(e.action).over(**window).label("prev"),
+            func.sum(case((e.action == "end", 1), else_=0))
+            .over(rows=(None, -1), **window)
+            .label("ended"),
+        )
+        .where(e.action.in_(INTERVAL_ACTIONS), e.at_s < until_s, *where)
+        .subquery()
+    )
+    # after any event the interval is open exactly when that event is a start, so an event
+    # changes something when it differs from the one before it (a start after a start, or a
+    # stop after a stop or an end, changes nothing)
+    effective = (
+        select(marked)
+        .where(
+            func.coalesce(marked.c.ended, 0) == 0,
+            or_(
+                and_(marked.c.action == "start", func.coalesce(marked.c.prev, "") != "start"),
+                and_(marked.c.action != "start", marked.c.prev == "start"),
+            ),
+        )
+        .subquery()
+    )
+    following = {"partition_by": (effective.c.resource_id, effective.c.meter)}
+    following["order_by"] = (effective.c.occurred_at, effective.c.seq)
+    paired = select(
+        effective.c.tenant_id,
+        effective.c.resource_type,
+        effective.c.resource_id,
+        effective.c.meter,
+        effective.c.price_key,
+        effective.c.quantity,
+        effective.c.action,
+        effective.c.occurred_at.label("started_at"),
+        effective.c.at_s.label("start_s"),
+        func.lead(effective.c.occurred_at).over(**following).label("ended_at"),
+        func.lead(effective.c.at_s).over(**following).label("end_s"),
+    ).subquery()
+    return select(paired).where(paired.c.action == "start").subquery()
+
+
+def resource_intervals(session: Session, resource_id: str) -> list[Any]:
+    """A resource's intervals, oldest first (open ones up to now)."""
+    iv = intervals(int(now().timestamp()) + 1, UsageEvent.resource_id == resource_id)
+    return list(session.execute(select(iv).order_by(iv.c.meter, iv.c.started_at)))

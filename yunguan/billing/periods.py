@@ -1,0 +1,43 @@
+"""Billing periods: calendar months of the account's time zone, half-open, kept in UTC."""
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone ``name``; ValueError if the system does not know it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}")
+
+
+def period_of(moment: datetime, tz: str) -> str:
+    """The month (``YYYY-MM``) that ``moment`` falls in, seen from ``tz``."""
+    local = moment.astimezone(zone(tz))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def bounds(period: str, tz: str) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the month in ``tz``, as UTC instants."""
+    match = PERIOD.match(period)
+    if match is None:
+        raise ValueError(f"{period!r} is not a month (YYYY-MM)")
+    year, month = int(match[1]), int(match[2])
+    after = (year + 1, 1) if month == 12 else (year, month + 1)
+    local = zone(tz)
+    start = datetime(year, month, 1, tzinfo=local)
+    end = datetime(*after, 1, tzinfo=local)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def next_period(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
+
+
+def seconds(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds())

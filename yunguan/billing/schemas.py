@@ -1,0 +1,306 @@
+"""Billing API schemas: money in as decimal strings (never floats), out as strings."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PlainSerializer, field_validator, model_validator
+
+from yunguan.billing import periods, pricing
+from yunguan.billing.models import ACTIONS
+from yunguan.billing.money import CURRENCIES, round_minor
+from yunguan.core.types import (
+    Amount,
+    Identifier,
+    Input,
+    Label,
+    Money,
+    Name,
+    NoFloat,
+    Output,
+    Text,
+    UtcTime,
+)
+
+Currency = Literal[CURRENCIES]  # type: ignore[valid-type]
+Key = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")]
+Period = Annotated[str, Field(pattern=periods.PERIOD.pattern)]
+Quantity = Annotated[
+    Decimal,
+    NoFloat,
+    Field(ge=0, le=10**12, decimal_places=6),
+    PlainSerializer(str, return_type=str, when_used="json"),
+]
+
+
+def _zone(value: str) -> str:
+    periods.zone(value)
+    return value
+
+
+# --- usage ---
+
+
+class UsageEventIn(Input):
+    source: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    tenant_id: Identifier
+    resource_type: Key
+    resource_id: Identifier
+    meter: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    quantity: Quantity = Decimal(1)
+    price_key: Key = ""
+    attributes: dict[str, Label | int | bool] = Field(default_factory=dict, max_length=16)
+    occurred_at: UtcTime
+
+
+class UsageBatch(Input):
+    events: list[UsageEventIn] = Field(min_length=1, max_length=10_000)
+
+
+class IngestOut(Output):
+    received: int
+    inserted: int
+    duplicates: int
+    quarantined: int
+
+
+class UsageEventOut(Output):
+    id: str
+    source: str
+    event_id: str
+    tenant_id: str
+    resource_type: str
+    resource_id: str
+    meter: str
+    action: str
+    quantity: Amount
+    price_key: str
+    attributes: dict[str, Any]
+    occurred_at: datetime
+
+
+class QuarantineOut(Output):
+    id: str
+    source: str
+    event_id: str
+    tenant_id: str
+    occurred_at: datetime
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+class IntervalOut(Output):
+    meter: str
+    price_key: str
+    quantity: Amount
+    started_at: datetime
+    ended_at: datetime | None
+
+
+# --- price books ---
+
+
+class TierIn(Input):
+    upper: Quantity | None
+    unit_price: Money
+
+
+class PriceItemIn(Input):
+    meter: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
+    price_key: Key = ""
+    model: Literal[pricing.MODELS] = "per_unit"  # type: ignore[valid-type]
+    basis: Literal[pricing.BASES] = "hour"  # type: ignore[valid-type]
+    unit_price: Money = Decimal(0)
+    tiers: list[TierIn] = Field(default_factory=list, max_length=32)
+    min_charge_seconds: Annotated[int, Field(ge=0, le=31 * 86400)] = 0
+    description: Label = ""
+
+    @model_validator(mode="after")
+    def _tiers(self) -> "PriceItemIn":
+        pricing.check_tiers(self.model, [t.model_dump() for t in self.tiers])
+        if self.min_charge_seconds and self.basis == "unit":
+            raise ValueError("a minimum charge applies to time, not to a 'unit' basis")
+        return self
+
+    def row(self) -> dict[str, Any]:
+        data = self.model_dump()
+        data["tiers"] = [
+            {"upper": None if t.upper is None else str(t.upper), "unit_price": str(t.unit_price)}
+            for t in self.tiers
+        ]
+        return data
+
+
+def _distinct_items(items: list[PriceItemIn]) -> list[PriceItemIn]:
+    keys = [(i.meter, i.price_key) for i in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError("each meter and price key is priced once")
+    return items
+
+
+class PriceBookCreate(Input):
+    name: Name
+    currency: Currency = "CNY"
+    description: Text = ""
+    items: list[PriceItemIn] = Field(default_factory=list, max_length=1000)
+
+    _distinct = field_validator("items")(_distinct_items)
+
+
+class PriceBookUpdate(Input):
+    description: Text | None = None
+    currency: Currency | None = None
+    items: list[PriceItemIn] | None = Field(default=None, max_length=1000)
+
+    _distinct = field_validator("items")(lambda items: items and _distinct_items(items))
+
+
+class PriceBookAction(Input):
+    action: Literal["publish", "new-version"]
+    effective_from: UtcTime | None = None
+
+
+class TierOut(Output):
+    upper: str | None
+    unit_price: str
+
+
+class PriceItemOut(Output):
+    id: str
+    meter: str
+    price_key: str
+    model: str
+    basis: str
+    unit_price: Amount
+    tiers: list[TierOut]
+    min_charge_seconds: int
+    description: str
+
+
+class PriceBookOut(Output):
+    id: str
+    name: str
+    version: int
+    currency: str
+    state: str
+    description: str
+    effective_from: datetime | None
+    published_at: datetime | None
+    items: list[PriceItemOut] = []
+
+
+# --- accounts and invoices ---
+
+
+class AccountCreate(Input):
+    tenant_id: Identifier
+    mode: Literal["postpaid", "prepaid"] = "postpaid"
+    currency: Currency = "CNY"
+    timezone: Annotated[str, Field(max_length=64)] = "Asia/Shanghai"
+    price_book: Name = "list"
+    tax_rate: Annotated[Decimal, Field(ge=0, le=1, decimal_places=4)] = Decimal("0.06")
+    grace_hours: Annotated[int, Field(ge=0, le=31 * 24)] = 72
+
+    _tz = field_validator("timezone")(_zone)
+
+
+class AccountUpdate(Input):
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    price_book: Name | None = None
+    tax_rate: Annotated[Decimal, Field(ge=0, le=1, decimal_places=4)] | None = None
+    grace_hours: Annotated[int, Field(ge=0, le=31 * 24)] | None = None
+
+    _tz = field_validator("timezone")(lambda v: v if v is None else _zone(v))
+
+
+class AccountOut(Output):
+    id: str
+    tenant_id: str
+    mode: str
+    currency: str
+    timezone: str
+    price_book: str
+    tax_rate: Amount
+    grace_hours: int
+    created_at: datetime
+
+
+class InvoiceLineOut(Output):
+    id: str
+    line_no: int
+    kind: str
+    tenant_id: str
+    resource_type: str
+    resource_id: str
+    meter: str
+    price_key: str
+    price_item_id: str | None
+    basis: str
+    quantity: Amount
+    seconds: int
+    starts: int
+    unit_price: Amount
+    exact: Amount
+    amount: Amount
+    detail: dict[str, Any]
+    corrects_invoice_id: str | None
+
+
+class InvoiceOut(Output):
+    id: str
+    number: str | None
+    account_id: str
+    tenant_id: str
+    kind: str
+    period: str
+    period_start: datetime
+    period_end: datetime
+    state: str
+    currency: str
+    price_book_id: str | None
+    subtotal: Amount
+    tax_rate: Amount
+    tax: Amount
+    total: Amount
+    rated_at: datetime | None
+    finalize_after: datetime
+    finalized_at: datetime | None
+    corrects_invoice_id: str | None
+    reason: str
+
+    @model_validator(mode="after")
+    def _in_minor_units(self) -> "InvoiceOut":
+        """Amounts as the currency writes them (the database keeps ten places)."""
+        for name in ("subtotal", "tax", "total"):
+            setattr(self, name, round_minor(getattr(self, name), self.currency))
+        return self
+
+
+class InvoiceDetailOut(InvoiceOut):
+    lines: list[InvoiceLineOut]
+
+    @model_validator(mode="after")
+    def _lines_in_minor_units(self) -> "InvoiceDetailOut":
+        for line in self.lines:
+            line.amount = round_minor(line.amount, self.currency)
+        return self
+
+
+class InvoiceAction(Input):
+    action: Literal["finalize", "credit"]
+    amount: Money | None = None
+    reason: Text = ""
+
+    @model_validator(mode="after")
+    def _credit(self) -> "InvoiceAction":
+        if self.action == "credit" and (not self.amount or not self.reason.strip()):
+            raise ValueError("a credit needs a positive amount and a reason")
+        return self
+
+
+class BillingRun(Input):
+    period: Period | None = None
+    """Rate this month for every account (default: each account's current month)."""
+    finalize_due: bool = True
