@@ -15,10 +15,12 @@ import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 from sqlalchemy.exc import OperationalError
+from typer.testing import CliRunner
 
 from tests.support.api import ADMIN_PASSWORD, Api
 from tests.support.pgcluster import create_database
 from yunguan.app import create_app
+from yunguan.cli.main import app as cli
 from yunguan.core import clock
 from yunguan.core.config import Settings
 from yunguan.core.db import Database, set_database
@@ -275,3 +277,20 @@ def live_admin(live_url: str, migrated: dict[str, str]) -> Iterator[Api]:
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run(live_url: str, tmp_path, monkeypatch):
+    """The CLI, logged in to the live server as the platform admin: ``run(*args)`` answers
+    its output and asserts its exit code."""
+    monkeypatch.setenv("YUNGUAN_CLIENT_CONFIG", str(tmp_path / "client.json"))
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+
+    def invoke(*args: str, expect: int = 0, stdin: str | None = None) -> str:
+        result = runner.invoke(cli, list(args), input=stdin)
+        assert result.exit_code == expect, result.output
+        return result.output
+
+    invoke("login", live_url, "--username", "admin", "--password", ADMIN_PASSWORD)
+    return invoke

@@ -3,26 +3,9 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.support.api import ADMIN_PASSWORD, PASSWORD
+from tests.support.api import PASSWORD
 from tests.support.waiting import wait_operation
-from yunguan.cli.main import app as cli
-
-
-@pytest.fixture
-def run(live_url: str, tmp_path, monkeypatch):
-    monkeypatch.setenv("YUNGUAN_CLIENT_CONFIG", str(tmp_path / "client.json"))
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0) -> str:
-        result = runner.invoke(cli, list(args))
-        assert result.exit_code == expect, result.output
-        return result.output
-
-    invoke("login", live_url, "--username", "admin", "--password", ADMIN_PASSWORD)
-    return invoke
 
 
 def _json(output: str):

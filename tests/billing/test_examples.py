@@ -82,7 +82,7 @@ def test_egress_priced_graduated_and_as_a_volume(biller: Api, root_id: str):
         bills[model] = bill(biller, acct["id"], "2027-03")
     for model, expected in (("graduated", "38.20"), ("volume", "30.20")):
         [line] = bills[model]["lines"]  # tiers count the account's whole month, not a resource's
-        assert (line["quantity"], line["amount"]) == ("75.5000000000", expected)
+        assert (line["quantity"], line["amount"]) == ("75.5", expected)
         assert line["detail"]["resources"] == {"i-web1": "35.5", "i-web2": "40"}
 
 

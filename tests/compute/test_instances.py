@@ -76,7 +76,7 @@ def test_stop_start_reboot_and_delete_give_everything_back(
     host = admin.ok(admin.get(f"/hosts/{instance['host_id']}"))
     assert host["used_vcpus"] == 0
     usage = member.ok(member.get("/usage-events", params={"resource_id": instance["id"]}))
-    assert [u["action"] for u in usage["items"]] == ["start", "stop", "start", "stop"]
+    assert [u["action"] for u in usage["items"]] == ["start", "stop", "start", "end"]
 
 
 def test_count_creates_that_many(member: Api, place: dict, vxnet: dict) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from yunguan.billing import invoices, schemas, service
+from yunguan.billing import schemas, service
 from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import DbSession
 from yunguan.core.pagination import Page, Pages
@@ -96,7 +96,8 @@ def list_books(
     state: Filter = None,
 ):
     rows, cursor = service.list_books(session, principal, page, name=name, state=state)
-    return Page(items=[schemas.PriceBookOut.model_validate(r) for r in rows], next_cursor=cursor)
+    items = [schemas.PriceBookSummary.model_validate(r) for r in rows]
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.post(
@@ -211,12 +212,7 @@ def get_invoice(
     """The invoice with its lines; as CSV when asked for ``text/csv``."""
     invoice = service.get_invoice(session, principal, item_id)
     if "text/csv" in request.headers.get("accept", ""):
-        name = invoice.number or invoice.id
-        return Response(
-            invoices.as_csv(session, invoice),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
+        return service.invoice_csv(session, invoice)
     return service.invoice_out(session, invoice)
 
 

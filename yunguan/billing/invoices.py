@@ -370,7 +370,9 @@ def as_csv(session: Session, invoice: Invoice) -> str:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for line in lines_of(session, invoice.id):
-        writer.writerow([getattr(line, column) for column in CSV_COLUMNS])
+        row = [getattr(line, column) for column in CSV_COLUMNS]
+        writer.writerow([*row[:-1], round_minor(line.amount, invoice.currency)])
     for label in ("subtotal", "tax", "total"):
-        writer.writerow([label] + [""] * (len(CSV_COLUMNS) - 2) + [getattr(invoice, label)])
+        amount = round_minor(getattr(invoice, label), invoice.currency)
+        writer.writerow([label, *[""] * (len(CSV_COLUMNS) - 2), amount])
     return out.getvalue()

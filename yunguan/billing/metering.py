@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from yunguan.billing.models import UsageEvent, UsageQuarantine
 from yunguan.core.clock import now
-from yunguan.core.db import insert_into
+from yunguan.core.db import UTCDateTime, insert_into
 from yunguan.core.ids import new_id
 
 BODY = ("tenant_id", "resource_type", "resource_id", "meter", "action", "price_key")
@@ -186,7 +186,7 @@ def intervals(until_s: int, *where: Any) -> Any:
         effective.c.action,
         effective.c.occurred_at.label("started_at"),
         effective.c.at_s.label("start_s"),
-        func.lead(effective.c.occurred_at).over(**following).label("ended_at"),
+        func.lead(effective.c.occurred_at, type_=UTCDateTime()).over(**following).label("ended_at"),
         func.lead(effective.c.at_s).over(**following).label("end_s"),
     ).subquery()
     return select(paired).where(paired.c.action == "start").subquery()

@@ -21,3 +21,8 @@ def round_minor(value: Decimal, currency: str) -> Decimal:
     quantum = Decimal(1).scaleb(-MINOR_UNITS[currency])
     with localcontext(EXACT):
         return value.quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def plain(value: Decimal) -> str:
+    """``value`` without trailing zeros or an exponent: ``40``, ``35.5``."""
+    return format(exact(value).normalize(), "f")

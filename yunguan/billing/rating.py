@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from yunguan.billing import metering, periods, pricing
 from yunguan.billing.models import BillingAccount, PriceBook, PriceItem, UsageEvent
-from yunguan.billing.money import exact, round_minor
+from yunguan.billing.money import exact, plain, round_minor
 from yunguan.identity.models import Tenant
 
 _run = Table(
@@ -282,16 +282,11 @@ def _price(
         first = rows[0][0]
         total = sum((amount for _, amount in rows), Decimal(0))
         line = _line(first, total, items[item_id], month_seconds, currency)
-        line.resource_type, line.resource_id, line.price_key = (
-            first.resource_type,
-            "",
-            items[item_id].price_key,
-        )
+        line.resource_type = line.resource_id = ""  # the account's usage, not one resource's
+        line.price_key = items[item_id].price_key
         line.seconds = sum(int(row.seconds) for row, _ in rows)
         line.starts = sum(int(row.starts) for row, _ in rows)
-        line.detail["resources"] = {
-            row.resource_id: format(exact(amount).normalize(), "f") for row, amount in rows
-        }
+        line.detail["resources"] = {row.resource_id: plain(amount) for row, amount in rows}
         if len({row.tenant_id for row, _ in rows}) > 1:
             line.tenant_id = run.account.tenant_id
         lines.append(line)
@@ -329,6 +324,6 @@ def _line(
     line.detail["model"] = item.model
     if item.tiers:
         line.detail["tiers"] = item.tiers
-    if Decimal(row.topup if hasattr(row, "topup") else 0):
-        line.detail["minimum_seconds"] = str(row.topup)
+    if Decimal(getattr(row, "topup", 0)):
+        line.detail["minimum_seconds"] = plain(Decimal(row.topup))
     return line

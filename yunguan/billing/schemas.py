@@ -8,7 +8,7 @@ from pydantic import Field, PlainSerializer, field_validator, model_validator
 
 from yunguan.billing import periods, pricing
 from yunguan.billing.models import ACTIONS
-from yunguan.billing.money import CURRENCIES, round_minor
+from yunguan.billing.money import CURRENCIES, plain, round_minor
 from yunguan.core.types import (
     Amount,
     Identifier,
@@ -31,6 +31,11 @@ Quantity = Annotated[
     Field(ge=0, le=10**12, decimal_places=6),
     PlainSerializer(str, return_type=str, when_used="json"),
 ]
+
+
+Exact = Annotated[Decimal, PlainSerializer(plain, return_type=str, when_used="json")]
+"""A price, rate or quantity as precise as it is, without padding: ``0.5``, ``75.5``."""
+Rate = Annotated[Decimal, NoFloat, Field(ge=0, le=1, decimal_places=4)]
 
 
 def _zone(value: str) -> str:
@@ -75,7 +80,7 @@ class UsageEventOut(Output):
     resource_id: str
     meter: str
     action: str
-    quantity: Amount
+    quantity: Exact
     price_key: str
     attributes: dict[str, Any]
     occurred_at: datetime
@@ -94,7 +99,7 @@ class QuarantineOut(Output):
 class IntervalOut(Output):
     meter: str
     price_key: str
-    quantity: Amount
+    quantity: Exact
     started_at: datetime
     ended_at: datetime | None
 
@@ -173,13 +178,13 @@ class PriceItemOut(Output):
     price_key: str
     model: str
     basis: str
-    unit_price: Amount
+    unit_price: Exact
     tiers: list[TierOut]
     min_charge_seconds: int
     description: str
 
 
-class PriceBookOut(Output):
+class PriceBookSummary(Output):
     id: str
     name: str
     version: int
@@ -188,7 +193,10 @@ class PriceBookOut(Output):
     description: str
     effective_from: datetime | None
     published_at: datetime | None
-    items: list[PriceItemOut] = []
+
+
+class PriceBookOut(PriceBookSummary):
+    items: list[PriceItemOut]
 
 
 # --- accounts and invoices ---
@@ -200,7 +208,7 @@ class AccountCreate(Input):
     currency: Currency = "CNY"
     timezone: Annotated[str, Field(max_length=64)] = "Asia/Shanghai"
     price_book: Name = "list"
-    tax_rate: Annotated[Decimal, Field(ge=0, le=1, decimal_places=4)] = Decimal("0.06")
+    tax_rate: Rate = Decimal("0.06")
     grace_hours: Annotated[int, Field(ge=0, le=31 * 24)] = 72
 
     _tz = field_validator("timezone")(_zone)
@@ -209,7 +217,7 @@ class AccountCreate(Input):
 class AccountUpdate(Input):
     timezone: Annotated[str, Field(max_length=64)] | None = None
     price_book: Name | None = None
-    tax_rate: Annotated[Decimal, Field(ge=0, le=1, decimal_places=4)] | None = None
+    tax_rate: Rate | None = None
     grace_hours: Annotated[int, Field(ge=0, le=31 * 24)] | None = None
 
     _tz = field_validator("timezone")(lambda v: v if v is None else _zone(v))
@@ -222,7 +230,7 @@ class AccountOut(Output):
     currency: str
     timezone: str
     price_book: str
-    tax_rate: Amount
+    tax_rate: Exact
     grace_hours: int
     created_at: datetime
 
@@ -238,11 +246,11 @@ class InvoiceLineOut(Output):
     price_key: str
     price_item_id: str | None
     basis: str
-    quantity: Amount
+    quantity: Exact
     seconds: int
     starts: int
-    unit_price: Amount
-    exact: Amount
+    unit_price: Exact
+    exact: Exact
     amount: Amount
     detail: dict[str, Any]
     corrects_invoice_id: str | None
@@ -261,7 +269,7 @@ class InvoiceOut(Output):
     currency: str
     price_book_id: str | None
     subtotal: Amount
-    tax_rate: Amount
+    tax_rate: Exact
     tax: Amount
     total: Amount
     rated_at: datetime | None

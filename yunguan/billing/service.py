@@ -8,6 +8,7 @@ money is the platform's (``billing:write``), and so is sending usage (``usage:wr
 from decimal import Decimal
 from typing import Any
 
+from fastapi import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -77,9 +78,9 @@ def get_book(session: Session, principal: Principal, book_id: str) -> PriceBook:
 
 
 def book_out(session: Session, book: PriceBook) -> schemas.PriceBookOut:
-    out = schemas.PriceBookOut.model_validate(book)
-    out.items = [schemas.PriceItemOut.model_validate(i) for i in pricing.items_of(session, book.id)]
-    return out
+    items = [schemas.PriceItemOut.model_validate(i) for i in pricing.items_of(session, book.id)]
+    summary = schemas.PriceBookSummary.model_validate(book)
+    return schemas.PriceBookOut(**summary.model_dump(), items=items)
 
 
 def create_book(session: Session, principal: Principal, data: schemas.PriceBookCreate) -> PriceBook:
@@ -167,6 +168,16 @@ def invoice_out(session: Session, invoice: Invoice) -> schemas.InvoiceDetailOut:
         for line in invoices.lines_of(session, invoice.id)
     ]
     return schemas.InvoiceDetailOut.model_validate({**_columns(invoice), "lines": lines})
+
+
+def invoice_csv(session: Session, invoice: Invoice) -> Response:
+    """The invoice as a CSV attachment named by its number (its id while a draft)."""
+    name = invoice.number or invoice.id
+    return Response(
+        invoices.as_csv(session, invoice),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 def _columns(row: Any) -> dict[str, Any]:

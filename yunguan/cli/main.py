@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from yunguan.billing import cli as billing_cli
 from yunguan.catalog import cli as catalog_cli
 from yunguan.cli import client as http
 from yunguan.cli.output import Format, OutputOption, show
@@ -52,6 +53,7 @@ for sub, name in (
             catalog_cli.COMMANDS,
             orders_cli.COMMANDS,
             notifications_cli.COMMANDS,
+            billing_cli.COMMANDS,
         )
         for noun, sub in commands.items()
     ),

@@ -48,6 +48,7 @@ TEMPLATE_DIRS = [WEB / "templates"] + [
         "catalog",
         "notifications",
         "orders",
+        "billing",
     )
 ]
 
@@ -104,6 +105,8 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
         mine.append({"href": "/services", "label": "My services"})
     if principal.can("order:approve"):
         mine.append({"href": "/approvals", "label": "Approvals"})
+    if principal.can("billing:read"):
+        mine.append({"href": "/billing", "label": "Billing"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
@@ -114,6 +117,7 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
             {"href": "/sdn", "label": "SDN agents"},
             {"href": "/placement", "label": "Placement"},
             {"href": "/admin/catalog/templates", "label": "Catalog admin"},
+            {"href": "/admin/billing/price-books", "label": "Price books"},
             {"href": "/roles", "label": "Roles"},
             {"href": "/api/v1/docs", "label": "API reference"},
         ]
@@ -288,6 +292,7 @@ def dashboard(request: Request) -> Response:
 
 
 def mount(app: FastAPI) -> None:
+    from yunguan.billing.views import router as billing_pages
     from yunguan.catalog.views import router as catalog_pages
     from yunguan.compute.views import router as compute_pages
     from yunguan.identity.views import router as identity_pages
@@ -312,6 +317,7 @@ def mount(app: FastAPI) -> None:
         catalog_pages,
         notification_pages,
         order_pages,
+        billing_pages,
     ):
         app.include_router(pages)
 
