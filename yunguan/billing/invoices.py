@@ -9,18 +9,19 @@ note of its own.
 import csv
 import io
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from yunguan.billing import periods, rating
 from yunguan.billing.models import BillingAccount, Invoice, InvoiceCounter, InvoiceLine, UsageEvent
 from yunguan.billing.money import round_minor
 from yunguan.core.clock import now
-from yunguan.core.db import insert_into
+from yunguan.core.db import bulk_insert, chunked, insert_into
 from yunguan.core.errors import Conflict
 from yunguan.core.ids import new_id
 
@@ -52,7 +53,7 @@ def rate_period(
     open_accounts = [
         a for a in accounts if existing.get(a.id) is None or existing[a.id].state == "draft"
     ]
-    written = []
+    drafts: list[tuple[Invoice, rating.Rated]] = []
     for rated in rating.rate(session, open_accounts, period, as_of):
         invoice = existing.get(rated.account.id)
         if invoice is None:
@@ -60,10 +61,10 @@ def rate_period(
                 continue
             invoice = _new_invoice(rated.account, period, rated.start, rated.end)
             session.add(invoice)
-            session.flush()
-        _write(session, invoice, rated, seq)
-        written.append(invoice)
-    return written
+        drafts.append((invoice, rated))
+    session.flush()
+    _write(session, drafts, seq)
+    return [invoice for invoice, _ in drafts]
 
 
 def _new_invoice(
@@ -84,45 +85,60 @@ def _new_invoice(
     )
 
 
+LINE_FIELDS = tuple(f.name for f in fields(rating.Line))
+
+
 def _line_rows(
-    invoice: Invoice, lines: list[rating.Line], kind: str, first_no: int = 1, **extra
-) -> list[dict]:
+    invoice: Invoice, lines: list[rating.Line], kind: str, first_no: int = 1, **extra: Any
+) -> list[dict[str, Any]]:
     return [
         {
-            **asdict(line),
+            **{name: getattr(line, name) for name in LINE_FIELDS},
             "id": new_id("il"),
             "invoice_id": invoice.id,
             "line_no": first_no + n,
             "kind": kind,
+            "corrects_invoice_id": None,
+            "corrects_line_id": None,
             **extra,
         }
         for n, line in enumerate(lines)
     ]
 
 
-def _write(session: Session, invoice: Invoice, rated: rating.Rated, seq: int) -> None:
-    """Replace the draft's usage lines (adjustment lines stay) and its totals."""
-    if invoice.state != "draft":
-        raise Conflict(f"invoice {invoice.id} is finalized", code="invoice-finalized")
-    session.execute(
-        delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.kind == "usage")
-    )
-    rows = _line_rows(invoice, rated.lines, "usage")
-    if rows:
-        session.execute(insert_into(session, InvoiceLine), rows)
-    invoice.price_book_id = rated.book.id if rated.book else None
-    invoice.rated_at, invoice.rated_seq = now(), seq
-    _total(session, invoice)
+def _write(session: Session, drafts: list[tuple[Invoice, rating.Rated]], seq: int) -> None:
+    """Replace the drafts' usage lines (their adjustment lines stay) and their totals."""
+    if any(invoice.state != "draft" for invoice, _ in drafts):
+        raise Conflict("a finalized invoice is not rated again", code="invoice-finalized")
+    ids = [invoice.id for invoice, _ in drafts]
+    kept: dict[str, Decimal] = {}
+    for chunk in chunked(ids):
+        usage = and_(InvoiceLine.invoice_id.in_(chunk), InvoiceLine.kind == "usage")
+        session.execute(delete(InvoiceLine).where(usage))
+        others = (
+            select(InvoiceLine.invoice_id, func.sum(InvoiceLine.amount))
+            .where(InvoiceLine.invoice_id.in_(chunk))
+            .group_by(InvoiceLine.invoice_id)
+        )
+        kept.update({invoice_id: Decimal(total) for invoice_id, total in session.execute(others)})
+    rows = [row for invoice, rated in drafts for row in _line_rows(invoice, rated.lines, "usage")]
+    bulk_insert(session, InvoiceLine, rows)
+    at = now()
+    for invoice, rated in drafts:
+        invoice.price_book_id = rated.book.id if rated.book else None
+        invoice.rated_at, invoice.rated_seq = at, seq
+        used = sum((line.amount for line in rated.lines), Decimal(0))
+        _set_totals(invoice, used + kept.get(invoice.id, Decimal(0)))
 
 
 def _total(session: Session, invoice: Invoice) -> None:
-    """Subtotal of the rounded lines, then tax once for the whole invoice."""
-    subtotal = session.scalar(
-        select(func.coalesce(func.sum(InvoiceLine.amount), 0)).where(
-            InvoiceLine.invoice_id == invoice.id
-        )
-    )
-    invoice.subtotal = round_minor(Decimal(subtotal), invoice.currency)
+    lines = select(func.coalesce(func.sum(InvoiceLine.amount), 0))
+    _set_totals(invoice, Decimal(session.scalar(lines.where(InvoiceLine.invoice_id == invoice.id))))
+
+
+def _set_totals(invoice: Invoice, subtotal: Decimal) -> None:
+    """The subtotal of the rounded lines, then tax once for the whole invoice."""
+    invoice.subtotal = round_minor(subtotal, invoice.currency)
     invoice.tax = round_minor(invoice.subtotal * invoice.tax_rate, invoice.currency)
     invoice.total = invoice.subtotal + invoice.tax
 
@@ -136,54 +152,73 @@ def lines_of(session: Session, invoice_id: str) -> list[InvoiceLine]:
     )
 
 
-def _number(session: Session, prefix: str) -> str:
-    statement = insert_into(session, InvoiceCounter).values(prefix=prefix, value=1)
+def _numbers(session: Session, prefix: str, count: int) -> list[str]:
+    """``count`` consecutive numbers ``PREFIX-000001`` …, taken in one statement."""
+    statement = insert_into(session, InvoiceCounter).values(prefix=prefix, value=count)
     statement = statement.on_conflict_do_update(
-        index_elements=["prefix"], set_={"value": InvoiceCounter.value + 1}
+        index_elements=["prefix"], set_={"value": InvoiceCounter.value + count}
     )
-    value = session.scalar(statement.returning(InvoiceCounter.value))
-    return f"{prefix}-{value:06d}"
-
-
-def _lock(session: Session, invoice_id: str) -> Invoice:
-    stmt = select(Invoice).where(Invoice.id == invoice_id).with_for_update()
-    return session.scalars(stmt.execution_options(populate_existing=True)).one()
+    last = session.scalar(statement.returning(InvoiceCounter.value))
+    return [f"{prefix}-{n:06d}" for n in range(last - count + 1, last + 1)]
 
 
 def finalize(session: Session, invoice: Invoice) -> Invoice:
     """Rate the draft a last time, number it and freeze it."""
-    invoice = _lock(session, invoice.id)
-    if invoice.state != "draft":
-        raise Conflict(f"invoice {invoice.number} is already finalized", code="invoice-finalized")
-    account = session.get(BillingAccount, invoice.account_id)
-    rate_period(session, invoice.period, [account])
-    invoice.state, invoice.finalized_at = "finalized", now()
-    invoice.number = _number(session, f"INV-{invoice.period.replace('-', '')}")
-    return invoice
+    [done] = _finalize(session, [invoice.id], strict=True)
+    return done
 
 
-def finalize_due(session: Session, at: datetime) -> int:
-    """Finalize the drafts whose grace period is over."""
-    due = session.scalars(
-        select(Invoice)
-        .where(Invoice.state == "draft", Invoice.finalize_after <= at)
-        .order_by(Invoice.id)
+def finalize_due(session: Session, at: datetime, chunk: int = 1000) -> int:
+    """Finalize the drafts whose grace period is over, a chunk of accounts at a time."""
+    due = select(Invoice.id).where(Invoice.state == "draft", Invoice.finalize_after <= at)
+    ids = list(session.scalars(due.order_by(Invoice.id)))
+    return sum(
+        len(_finalize(session, ids[start : start + chunk])) for start in range(0, len(ids), chunk)
     )
-    count = 0
-    for invoice in list(due):
-        finalize(session, invoice)
-        count += 1
-    return count
+
+
+def _finalize(session: Session, invoice_ids: list[str], strict: bool = False) -> list[Invoice]:
+    """Lock the invoices, rate the drafts among them a last time (one rating per month),
+    then number and freeze them. ``strict``: an invoice already final is a conflict."""
+    locked = session.scalars(
+        select(Invoice)
+        .where(Invoice.id.in_(invoice_ids))
+        .order_by(Invoice.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    drafts = [invoice for invoice in locked if invoice.state == "draft"]
+    if strict and len(drafts) < len(invoice_ids):
+        raise Conflict("the invoice is already finalized", code="invoice-finalized")
+    account_ids = {invoice.account_id for invoice in drafts}
+    accounts = {
+        a.id: a
+        for a in session.scalars(select(BillingAccount).where(BillingAccount.id.in_(account_ids)))
+    }
+    by_period: dict[str, list[Invoice]] = defaultdict(list)
+    for invoice in drafts:
+        by_period[invoice.period].append(invoice)
+    at = now()
+    for period, group in sorted(by_period.items()):
+        rate_period(session, period, [accounts[invoice.account_id] for invoice in group])
+        numbers = _numbers(session, f"INV-{period.replace('-', '')}", len(group))
+        for invoice, number in zip(group, numbers, strict=True):
+            invoice.state, invoice.finalized_at, invoice.number = "finalized", at, number
+    return drafts
 
 
 # --- corrections ---
 
 
-def correct(session: Session, invoice: Invoice) -> list[InvoiceLine]:
+def correct(
+    session: Session, invoice: Invoice, owner: dict[str, BillingAccount] | None = None
+) -> list[InvoiceLine]:
     """Correct a finalized invoice for usage of its period recorded since it was rated: the
-    correction lines made (none if nothing changed, so running it again changes nothing)."""
+    correction lines made (none if nothing changed, so running it again changes nothing).
+    ``owner``: each tenant's account, when the caller has it already."""
     account = session.get(BillingAccount, invoice.account_id)
-    tenants = [t for t, a in rating.account_of_tenants(session).items() if a.id == account.id]
+    owner = owner if owner is not None else rating.account_of_tenants(session)
+    tenants = [t for t, a in owner.items() if a.id == account.id]
     late = select(func.max(UsageEvent.seq)).where(
         UsageEvent.tenant_id.in_(tenants),
         UsageEvent.at_s < int(invoice.period_end.timestamp()),
@@ -248,7 +283,7 @@ def _adjust_current(
         )
     )
     rows = _line_rows(draft, lines, "adjustment", taken + 1, corrects_invoice_id=original.id)
-    session.execute(insert_into(session, InvoiceLine), rows)
+    bulk_insert(session, InvoiceLine, rows)
     _total(session, draft)
     return lines_of(session, draft.id)[-len(rows) :]
 
@@ -267,11 +302,11 @@ def _credit_note(
     note.corrects_invoice_id, note.reason = original.id, reason
     note.tax_rate = original.tax_rate
     note.state, note.finalized_at, note.finalize_after = "finalized", now(), now()
-    note.number = _number(session, f"CN-{original.period.replace('-', '')}")
+    [note.number] = _numbers(session, f"CN-{original.period.replace('-', '')}", 1)
     session.add(note)
     session.flush()
     rows = _line_rows(note, lines, "credit", corrects_invoice_id=original.id)
-    session.execute(insert_into(session, InvoiceLine), rows)
+    bulk_insert(session, InvoiceLine, rows)
     _total(session, note)
     return lines_of(session, note.id)
 
@@ -319,33 +354,64 @@ def credit(session: Session, invoice: Invoice, amount: Decimal, reason: str) -> 
 
 
 def tick(session: Session, at: datetime | None = None) -> dict[str, int]:
-    """Rate every account's current month (and the previous one while it is a draft),
+    """Rate every account's current month (and the previous one during its grace period),
     finalize what is due, and correct recently finalized invoices for late usage."""
     at = at or now()
     accounts = list(session.scalars(select(BillingAccount).order_by(BillingAccount.id)))
     by_period: dict[str, list[BillingAccount]] = defaultdict(list)
-    for account in accounts:
-        by_period[periods.period_of(at, account.timezone)].append(account)
-    open_drafts = session.execute(
-        select(Invoice.period, Invoice.account_id).where(
-            Invoice.kind == "invoice", Invoice.state == "draft"
-        )
-    )
-    known = {a.id: a for a in accounts}
-    for period, account_id in open_drafts:
-        if account_id in known and known[account_id] not in by_period[period]:
-            by_period[period].append(known[account_id])
+    for account in accounts:  # this month, and the last one while in its grace period
+        current = periods.period_of(at, account.timezone)
+        by_period[current].append(account)
+        last = periods.previous_period(current)
+        if at < periods.bounds(last, account.timezone)[1] + timedelta(hours=account.grace_hours):
+            by_period[last].append(account)
     rated = sum(
         len(rate_period(session, period, group, at)) for period, group in sorted(by_period.items())
     )
     finalized = finalize_due(session, at)
-    recent = select(Invoice).where(
-        Invoice.kind == "invoice",
-        Invoice.state == "finalized",
-        Invoice.period_end > at - CORRECTION_WINDOW,
+    owner = rating.account_of_tenants(session)
+    corrected = sum(
+        1 for invoice in _maybe_late(session, at, owner) if correct(session, invoice, owner)
     )
-    corrected = sum(1 for invoice in list(session.scalars(recent)) if correct(session, invoice))
     return {"rated": rated, "finalized": finalized, "corrected": corrected}
+
+
+def _maybe_late(session: Session, at: datetime, owner: dict[str, BillingAccount]) -> list[Invoice]:
+    """The recently finalized invoices that may have late usage: one of their account's
+    tenants sent events, since the earliest of their ratings, dated before a period's end.
+    One grouped query over the recent events narrows what ``correct`` checks exactly."""
+    recent = list(
+        session.scalars(
+            select(Invoice).where(
+                Invoice.kind == "invoice",
+                Invoice.state == "finalized",
+                Invoice.period_end > at - CORRECTION_WINDOW,
+            )
+        )
+    )
+    if not recent:
+        return []
+    latest_end = int(max(invoice.period_end for invoice in recent).timestamp())
+    touched: dict[str, tuple[int, int]] = {}
+    for tenant_id, last_seq, first_at in session.execute(
+        select(UsageEvent.tenant_id, func.max(UsageEvent.seq), func.min(UsageEvent.at_s))
+        .where(
+            UsageEvent.seq > min(invoice.rated_seq for invoice in recent),
+            UsageEvent.at_s < latest_end,
+        )
+        .group_by(UsageEvent.tenant_id)
+    ):
+        if tenant_id in owner:
+            account_id = owner[tenant_id].id
+            seen = touched.get(account_id, (0, latest_end))
+            touched[account_id] = (max(seen[0], last_seq), min(seen[1], first_at))
+    return [
+        invoice
+        for invoice in recent
+        if invoice.account_id in touched
+        and touched[invoice.account_id][0] > invoice.rated_seq
+        and touched[invoice.account_id][1] < int(invoice.period_end.timestamp())
+    ]
 
 
 CSV_COLUMNS = (

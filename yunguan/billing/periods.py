@@ -39,5 +39,10 @@ def next_period(period: str) -> str:
     return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
 
 
+def previous_period(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+
+
 def seconds(start: datetime, end: datetime) -> int:
     return int((end - start).total_seconds())

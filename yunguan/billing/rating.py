@@ -187,7 +187,7 @@ def _priced(meter: Any, price_key: Any) -> tuple[Any, Any, Any]:
 
 
 def _interval_usage(until: int) -> Any:
-    iv = metering.intervals(until)
+    iv = metering.intervals(until, UsageEvent.tenant_id.in_(select(_run.c.tenant_id)))
     joins, exact_item, default_item = _priced(iv.c.meter, iv.c.price_key)
     end = func.coalesce(iv.c.end_s, _run.c.s1)
     used = _least(end, _run.c.s1) - _greatest(iv.c.start_s, _run.c.s0)

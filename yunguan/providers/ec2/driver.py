@@ -15,7 +15,7 @@ and the retried step, being idempotent, waits again.
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 from pydantic import Field, SecretStr
 
+from yunguan.core.db import chunked
 from yunguan.core.types import Input
 from yunguan.providers.base import (
     PENDING,
@@ -275,11 +276,6 @@ def _known_region(session: boto3.session.Session, region: str) -> bool:
     )
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class Ec2Driver:
     kind: ClassVar[str] = "ec2"
     capabilities: ClassVar[dict[str, Capability]] = capabilities(
@@ -400,7 +396,7 @@ class Ec2Driver:
     def _known_sizes(self, types: Iterable[str]) -> dict[str, tuple[int, int]]:
         """vCPUs and MiB by instance type: the configured table, then EC2 (remembered)."""
         missing = sorted(set(types) - self._sizes.keys())
-        for chunk in _chunks(missing, 100):
+        for chunk in chunked(missing, 100):
             for item in self._pages(
                 "describe_instance_types", "InstanceTypes", InstanceTypes=chunk
             ):
