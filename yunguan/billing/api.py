@@ -176,6 +176,54 @@ add_collection(
     ),
 )
 
+for collection in (
+    Collection(
+        "discount",
+        "/discounts",
+        schemas.DiscountOut,
+        schemas.DiscountCreate,
+        schemas.DiscountUpdate,
+        service.list_discounts,
+        service.create_discount,
+        service.get_discount,
+        service.update_discount,
+        service.delete_discount,
+        filters=("kind", "tenant_id", "meter"),
+    ),
+    Collection(
+        "coupon",
+        "/coupons",
+        schemas.CouponOut,
+        schemas.CouponCreate,
+        schemas.CouponUpdate,
+        service.list_coupons,
+        service.create_coupon,
+        service.get_coupon,
+        service.update_coupon,
+        service.delete_coupon,
+        filters=("code",),
+    ),
+):
+    add_collection(router, collection)
+
+
+@router.post(
+    "/billing-accounts/{item_id}/actions",
+    response_model=schemas.AccountOut,
+    tags=["billing-accounts"],
+    name="billing-account.act",
+    responses=WRITES,
+)
+def act_on_account(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    item_id: ResourceId,
+    body: schemas.AccountAction,
+):
+    """``redeem-coupon``: the account holds the coupon from now on."""
+    return service.act_on_account(session, principal, item_id, body)
+
+
 INVOICE_TAGS = ["invoices"]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import periods, rating
+from yunguan.billing import discounts, periods, rating
 from yunguan.billing.models import BillingAccount, Invoice, InvoiceCounter, InvoiceLine, UsageEvent
 from yunguan.billing.money import round_minor
 from yunguan.core.clock import now
@@ -113,22 +113,48 @@ def _write(session: Session, drafts: list[tuple[Invoice, rating.Rated]], seq: in
     ids = [invoice.id for invoice, _ in drafts]
     kept: dict[str, Decimal] = {}
     for chunk in chunked(ids):
-        usage = and_(InvoiceLine.invoice_id.in_(chunk), InvoiceLine.kind == "usage")
-        session.execute(delete(InvoiceLine).where(usage))
+        rated_kinds = and_(InvoiceLine.invoice_id.in_(chunk), InvoiceLine.kind.in_(RATED_KINDS))
+        session.execute(delete(InvoiceLine).where(rated_kinds))
         others = (
             select(InvoiceLine.invoice_id, func.sum(InvoiceLine.amount))
             .where(InvoiceLine.invoice_id.in_(chunk))
             .group_by(InvoiceLine.invoice_id)
         )
         kept.update({invoice_id: Decimal(total) for invoice_id, total in session.execute(others)})
-    rows = [row for invoice, rated in drafts for row in _line_rows(invoice, rated.lines, "usage")]
-    bulk_insert(session, InvoiceLine, rows)
+    start = min((invoice.period_start for invoice, _ in drafts), default=now())
+    end = max((invoice.period_end for invoice, _ in drafts), default=now())
+    offers = discounts.offers_for(session, [i.account_id for i, _ in drafts], start, end)
+    rows = []
     at = now()
     for invoice, rated in drafts:
+        amounts = [(rated.paths.get(x.tenant_id, ""), x.meter, x.amount) for x in rated.lines]
+        reductions = discounts.invoice_reductions(session, rated.account, offers, amounts)
+        rows += _line_rows(invoice, rated.lines, "usage")
+        for n, reduction in enumerate(reductions, 1):
+            rows += _line_rows(
+                invoice, [_reduction_line(rated.account, reduction)], reduction.kind, n
+            )
         invoice.price_book_id = rated.book.id if rated.book else None
         invoice.rated_at, invoice.rated_seq = at, seq
         used = sum((line.amount for line in rated.lines), Decimal(0))
+        used -= sum((reduction.amount for reduction in reductions), Decimal(0))
         _set_totals(invoice, used + kept.get(invoice.id, Decimal(0)))
+    bulk_insert(session, InvoiceLine, rows)
+
+
+RATED_KINDS = ("usage", "discount", "coupon")
+"""The lines a rating writes (and writes again); adjustments are added once, and stay."""
+
+
+def _reduction_line(account: BillingAccount, reduction: discounts.Reduction) -> rating.Line:
+    return rating.Line.off(
+        account.tenant_id,
+        reduction.amount,
+        resource_type=reduction.kind,
+        resource_id=reduction.source_id,
+        meter=reduction.meter,
+        detail={"description": reduction.description} if reduction.description else {},
+    )
 
 
 def _total(session: Session, invoice: Invoice) -> None:
@@ -231,12 +257,14 @@ def correct(
     billed: dict[tuple, Decimal] = defaultdict(Decimal)
     described: dict[tuple, rating.Line] = {}
     earlier = select(InvoiceLine).where(
-        (InvoiceLine.invoice_id == invoice.id) | (InvoiceLine.corrects_invoice_id == invoice.id)
+        (InvoiceLine.invoice_id == invoice.id) | (InvoiceLine.corrects_invoice_id == invoice.id),
+        InvoiceLine.kind.in_(("usage", "adjustment", "credit")),
+        InvoiceLine.meter != "",  # a credit by hand is not usage
     )
     for line in session.scalars(earlier):
-        key = (line.resource_id, line.meter, line.price_key, line.price_item_id or "")
-        billed[key] += line.amount
-        described.setdefault(key, _as_draft(line))
+        draft = _as_draft(line)
+        billed[draft.key] += line.amount
+        described.setdefault(draft.key, draft)
     fresh = {line.key: line for line in rated.lines}
     more, less = [], []
     for key in sorted(fresh.keys() | billed.keys()):
@@ -251,7 +279,8 @@ def correct(
     if more:
         made += _adjust_current(session, account, invoice, more)
     if less:
-        made += _credit_note(session, account, invoice, less, "usage corrected after finalizing")
+        note = _credit_note(session, account, invoice, less, "usage corrected after finalizing")
+        made += lines_of(session, note.id)
     return made
 
 
@@ -294,7 +323,7 @@ def _credit_note(
     original: Invoice,
     lines: list[rating.Line],
     reason: str,
-) -> list[InvoiceLine]:
+) -> Invoice:
     """A finalized credit note of ``lines`` (negative amounts) against ``original``."""
     note = _new_invoice(
         account, original.period, original.period_start, original.period_end, kind="credit_note"
@@ -308,7 +337,7 @@ def _credit_note(
     rows = _line_rows(note, lines, "credit", corrects_invoice_id=original.id)
     bulk_insert(session, InvoiceLine, rows)
     _total(session, note)
-    return lines_of(session, note.id)
+    return note
 
 
 def credit(session: Session, invoice: Invoice, amount: Decimal, reason: str) -> Invoice:
@@ -326,28 +355,8 @@ def credit(session: Session, invoice: Invoice, amount: Decimal, reason: str) -> 
             code="credit-exceeds-invoice",
         )
     account = session.get(BillingAccount, invoice.account_id)
-    line = rating.Line(
-        tenant_id=invoice.tenant_id,
-        resource_type="",
-        resource_id="",
-        meter="",
-        price_key="",
-        price_item_id=None,
-        basis="",
-        quantity=Decimal(0),
-        seconds=0,
-        starts=0,
-        unit_price=Decimal(0),
-        exact=-amount,
-        amount=-amount,
-        detail={"reason": reason},
-    )
-    _credit_note(session, account, invoice, [line], reason)
-    return session.scalars(
-        select(Invoice)
-        .where(Invoice.corrects_invoice_id == invoice.id)
-        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
-    ).first()
+    line = rating.Line.off(invoice.tenant_id, amount, detail={"reason": reason})
+    return _credit_note(session, account, invoice, [line], reason)
 
 
 # --- the hourly job ---

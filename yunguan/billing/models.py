@@ -211,3 +211,59 @@ class InvoiceCounter(Base):
 
     prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(default=0)
+
+
+class Discount(Timestamps, Base):
+    """A price change for a tenant subtree (all tenants when none), a meter and price key
+    (all when ''), while valid (``[valid_from, valid_until)``): ``percent`` off each line,
+    an ``override`` of the unit price or tiers, or a ``fixed`` amount off each invoice."""
+
+    __tablename__ = "discounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    tenant_path: Mapped[str] = mapped_column(String(1024), default="")
+    meter: Mapped[str] = mapped_column(String(64), default="")
+    price_key: Mapped[str] = mapped_column(String(64), default="")
+    percent: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    amount: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    unit_price: Mapped[Decimal | None] = mapped_column(default=None)
+    tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime | None] = mapped_column(default=None)
+    description: Mapped[str] = mapped_column(String(256), default="")
+
+
+class Coupon(Timestamps, Base):
+    """A code an account redeems: ``percent`` off its invoices of the months the coupon is
+    valid in, or an ``amount`` used up across invoices until it is spent."""
+
+    __tablename__ = "coupons"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    percent: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    amount: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    meter: Mapped[str] = mapped_column(String(64), default="")
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime | None] = mapped_column(default=None)
+    max_redemptions: Mapped[int | None] = mapped_column(default=None)
+    description: Mapped[str] = mapped_column(String(256), default="")
+
+
+class CouponRedemption(Base):
+    """An account holds a coupon (once)."""
+
+    __tablename__ = "coupon_redemptions"
+
+    coupon_id: Mapped[str] = mapped_column(
+        ForeignKey("coupons.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    redeemed_at: Mapped[datetime] = mapped_column(default=now)

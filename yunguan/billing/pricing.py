@@ -197,3 +197,14 @@ def in_effect(session: Session, name: str, at: datetime) -> PriceBook | None:
     if book is None:
         book = session.scalars(published.order_by(PriceBook.effective_from).limit(1)).first()
     return book
+
+
+def changes_within(session: Session, name: str, start: datetime, end: datetime) -> list[datetime]:
+    """When a published version of ``name`` takes over inside ``(start, end)``."""
+    stmt = select(PriceBook.effective_from).where(
+        PriceBook.name == name,
+        PriceBook.state == "published",
+        PriceBook.effective_from > start,
+        PriceBook.effective_from < end,
+    )
+    return list(session.scalars(stmt))

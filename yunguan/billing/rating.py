@@ -8,12 +8,14 @@ in Decimal, once per line: rows number the resources, not the events.
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Integer,
     MetaData,
     String,
     Table,
@@ -27,27 +29,30 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from yunguan.billing import metering, periods, pricing
-from yunguan.billing.models import BillingAccount, PriceBook, PriceItem, UsageEvent
-from yunguan.billing.money import exact, plain, round_minor
+from yunguan.billing import discounts, metering, periods, pricing
+from yunguan.billing.models import BillingAccount, Discount, PriceBook, PriceItem, UsageEvent
+from yunguan.billing.money import EXACT, exact, plain, round_minor
 from yunguan.identity.models import Tenant
 
 _run = Table(
     "billing_run",
     MetaData(),
     Column("tenant_id", String(40), primary_key=True),
+    Column("seg", Integer, primary_key=True),
     Column("account_id", String(40)),
     Column("book_id", String(40)),
     Column("s0", BigInteger),
     Column("s1", BigInteger),
     prefixes=["TEMPORARY"],
 )
-"""Who is rated in this run: each tenant with its account, book and period (``[s0, s1)`` in
-epoch seconds, the end cut at the time of rating: the future is never billed)."""
+"""Who is rated in this run: each tenant with its account, and per segment of the period
+the book in effect and its bounds (``[s0, s1)`` in epoch seconds, the last cut at the time
+of rating: the future is never billed)."""
 
 _CREATE_RUN = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS billing_run (tenant_id VARCHAR(40) PRIMARY KEY,"
-    " account_id VARCHAR(40), book_id VARCHAR(40), s0 BIGINT, s1 BIGINT)"
+    "CREATE TEMPORARY TABLE IF NOT EXISTS billing_run (tenant_id VARCHAR(40), seg INTEGER,"
+    " account_id VARCHAR(40), book_id VARCHAR(40), s0 BIGINT, s1 BIGINT,"
+    " PRIMARY KEY (tenant_id, seg))"
 )
 
 
@@ -70,73 +75,132 @@ class Line:
     amount: Decimal
     detail: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def off(cls, tenant_id: str, amount: Decimal, **what: Any) -> "Line":
+        """An amount off the invoice (a discount, a coupon, a credit): no usage, no price.
+        ``what``: its ``resource_type``, ``resource_id``, ``meter`` and ``detail``."""
+        blank = {"resource_type": "", "resource_id": "", "meter": "", "price_key": ""}
+        return cls(
+            tenant_id=tenant_id,
+            **{**blank, **what},
+            price_item_id=None,
+            basis="",
+            quantity=Decimal(0),
+            seconds=0,
+            starts=0,
+            unit_price=Decimal(0),
+            exact=-amount,
+            amount=-amount,
+        )
+
     @property
     def key(self) -> tuple[str, str, str, str]:
         """What makes two ratings of a period the same line (for corrections)."""
-        return (self.resource_id, self.meter, self.price_key, self.price_item_id or "")
+        return (self.tenant_id, self.resource_id, self.meter, self.price_key)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the period with one book version and one set of valid discounts."""
+
+    start: datetime
+    end: datetime
+    book: PriceBook | None
 
 
 @dataclass
 class Rated:
-    """An account's month: its lines and the book version that priced them."""
+    """An account's month: its segments and lines."""
 
     account: BillingAccount
     period: str
     start: datetime
     end: datetime
-    book: PriceBook | None
+    segments: list[Segment]
+    paths: dict[str, str]
+    """Tenant paths (of every tenant), for matching discounts."""
     lines: list[Line] = field(default_factory=list)
+
+    @property
+    def book(self) -> PriceBook | None:
+        """The book version of the period's last segment."""
+        return self.segments[-1].book if self.segments else None
 
 
 def account_of_tenants(session: Session) -> dict[str, BillingAccount]:
     """Each tenant's billing account: its own, or its nearest ancestor's."""
+    return _tenants(session)[0]
+
+
+def _tenants(session: Session) -> tuple[dict[str, BillingAccount], dict[str, str]]:
+    """Each tenant's billing account, and each tenant's path."""
     accounts = {a.tenant_id: a for a in session.scalars(select(BillingAccount))}
     owner: dict[str, BillingAccount] = {}
+    paths: dict[str, str] = {}
     for tenant_id, path in session.execute(select(Tenant.id, Tenant.path)):
+        paths[tenant_id] = path
         for ancestor in reversed(path.strip("/").split("/")):
             if ancestor in accounts:
                 owner[tenant_id] = accounts[ancestor]
                 break
-    return owner
+    return owner, paths
+
+
+def _segments(
+    session: Session,
+    account: BillingAccount,
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
+    cuts: list[datetime],
+) -> list[Segment]:
+    """``[start, min(end, as_of))`` cut where a discount's validity or the book changes."""
+    changes = pricing.changes_within(session, account.price_book, start, end)
+    moments = sorted({start, *cuts, *changes, end})
+    return [
+        Segment(a, min(b, as_of), pricing.in_effect(session, account.price_book, a))
+        for a, b in pairwise(moments)
+        if a < as_of
+    ]
 
 
 def rate(
     session: Session, accounts: list[BillingAccount], period: str, as_of: datetime
 ) -> list[Rated]:
     """The lines of ``period`` for ``accounts``, from the usage recorded before ``as_of``."""
-    owner = account_of_tenants(session)
-    wanted = {a.id for a in accounts}
-    books: dict[tuple[str, datetime], PriceBook | None] = {}
+    owner, paths = _tenants(session)
+    spans = {account.id: periods.bounds(period, account.timezone) for account in accounts}
+    if not spans:
+        return []
+    earliest, latest = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+    offers = list(session.scalars(discounts.valid_during(Discount, earliest, latest)))
     runs: dict[str, Rated] = {}
     for account in accounts:
-        start, end = periods.bounds(period, account.timezone)
-        key = (account.price_book, start)
-        if key not in books:
-            books[key] = pricing.in_effect(session, account.price_book, start)
-        runs[account.id] = Rated(account, period, start, end, books[key])
-    rows = []
-    for tenant_id, account in owner.items():
-        if account.id in wanted:
-            run = runs[account.id]
-            cut = min(run.end, as_of)
-            book_id = run.book.id if run.book else ""
-            s0, s1 = int(run.start.timestamp()), int(cut.timestamp())
-            rows.append(
-                {
-                    "tenant_id": tenant_id,
-                    "account_id": account.id,
-                    "book_id": book_id,
-                    "s0": s0,
-                    "s1": s1,
-                }
-            )
+        start, end = spans[account.id]
+        cuts = discounts.bounds_within(offers, start, end)
+        segments = _segments(session, account, start, end, as_of, cuts)
+        runs[account.id] = Rated(account, period, start, end, segments, paths)
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "seg": n,
+            "account_id": account.id,
+            "book_id": segment.book.id if segment.book else "",
+            "s0": int(segment.start.timestamp()),
+            "s1": int(segment.end.timestamp()),
+        }
+        for tenant_id, account in owner.items()
+        if account.id in runs
+        for n, segment in enumerate(runs[account.id].segments)
+    ]
     if not rows:
         return list(runs.values())
     session.execute(text(_CREATE_RUN))
     session.execute(_run.delete())
     session.execute(_run.insert(), rows)
     until = max(row["s1"] for row in rows)
-    items = _items(session, {r.book.id for r in runs.values() if r.book})
+    books = {s.book.id for r in runs.values() for s in r.segments if s.book}
+    items = _items(session, books)
     usage: dict[str, list[tuple[Any, Decimal]]] = defaultdict(list)
     for row in session.execute(_interval_usage(until)):
         usage[row.account_id].append((row, Decimal(row.qty_seconds) + Decimal(row.topup)))
@@ -144,7 +208,7 @@ def rate(
         usage[row.account_id].append((row, Decimal(row.quantity)))
     session.execute(_run.delete())
     for account_id, measured in usage.items():
-        runs[account_id].lines = _price(runs[account_id], measured, items)
+        runs[account_id].lines = _price(runs[account_id], measured, items, offers, paths)
     return list(runs.values())
 
 
@@ -213,6 +277,7 @@ def _interval_usage(until: int) -> Any:
     )
     keys = (
         _run.c.account_id,
+        _run.c.seg,
         iv.c.tenant_id,
         iv.c.resource_type,
         iv.c.resource_id,
@@ -242,6 +307,7 @@ def _delta_usage() -> Any:
     joins, exact_item, default_item = _priced(e.meter, e.price_key)
     keys = (
         _run.c.account_id,
+        _run.c.seg,
         e.tenant_id,
         e.resource_type,
         e.resource_id,
@@ -263,67 +329,94 @@ def _delta_usage() -> Any:
     )
 
 
+TIERED = ("graduated", "volume")
+
+
 def _price(
-    run: Rated, measured: list[tuple[Any, Decimal]], items: dict[str, PriceItem]
+    run: Rated,
+    measured: list[tuple[Any, Decimal]],
+    items: dict[str, PriceItem],
+    offers: list[Discount],
+    paths: dict[str, str],
 ) -> list[Line]:
-    """Price each measured row. Tiered prices apply to the account's total of the meter, so
-    their rows are summed into one line first (the resources stay in its detail)."""
-    currency = run.account.currency
-    month_seconds = periods.seconds(run.start, run.end)
-    lines: list[Line] = []
-    tiered: dict[str, list[tuple[Any, Decimal]]] = defaultdict(list)
+    """One line per resource, meter and price key, its segments priced and summed before the
+    one rounding. A tiered price applies to the account's total of the meter, so its
+    resources make one line (they stay in its detail)."""
+    groups: dict[tuple[str, ...], list[tuple[Any, Decimal, PriceItem | None]]] = defaultdict(list)
     for row, amount in measured:
         item = items.get(row.item_id) if row.item_id else None
-        if item is not None and item.model in ("graduated", "volume"):
-            tiered[item.id].append((row, amount))
-            continue
-        lines.append(_line(row, amount, item, month_seconds, currency))
-    for item_id, rows in sorted(tiered.items()):
-        first = rows[0][0]
-        total = sum((amount for _, amount in rows), Decimal(0))
-        line = _line(first, total, items[item_id], month_seconds, currency)
-        line.resource_type = line.resource_id = ""  # the account's usage, not one resource's
-        line.price_key = items[item_id].price_key
-        line.seconds = sum(int(row.seconds) for row, _ in rows)
-        line.starts = sum(int(row.starts) for row, _ in rows)
-        line.detail["resources"] = {row.resource_id: plain(amount) for row, amount in rows}
-        if len({row.tenant_id for row, _ in rows}) > 1:
-            line.tenant_id = run.account.tenant_id
-        lines.append(line)
+        if item is not None and item.model in TIERED:
+            key: tuple[str, ...] = ("", "", "", row.meter, item.price_key)
+        else:
+            key = (row.tenant_id, row.resource_type, row.resource_id, row.meter, row.price_key)
+        groups[key].append((row, amount, item))
+    lines = [_line(run, rows, offers, paths) for rows in groups.values()]
     return sorted(
-        lines, key=lambda line: (line.tenant_id, line.resource_type, line.resource_id, line.meter)
+        lines, key=lambda line: (line.tenant_id, line.resource_id, line.meter, line.price_key)
     )
 
 
 def _line(
-    row: Any, amount: Decimal, item: PriceItem | None, month_seconds: int, currency: str
+    run: Rated,
+    rows: list[tuple[Any, Decimal, PriceItem | None]],
+    offers: list[Discount],
+    paths: dict[str, str],
 ) -> Line:
+    """Price a line's rows (one per segment, and per resource for a tiered price)."""
+    currency = run.account.currency
+    month_seconds = periods.seconds(run.start, run.end)
+    first, _, _ = rows[0]
+    priced = [(row, amount, item) for row, amount, item in rows if item is not None]
+    item = priced[-1][2] if priced else None
+    tiered = item is not None and item.model in TIERED
+    total = sum((amount for _, amount, _ in rows), Decimal(0))
+    listed = charged = Decimal(0)
+    applied_ids: list[str] = []
+    with localcontext(EXACT):
+        for row, amount, row_item in priced:
+            segment = run.segments[row.seg]
+            scope = discounts.Scope(
+                paths.get(row.tenant_id, ""), row.meter, row.price_key, currency
+            )
+            applied = discounts.line_discounts(offers, scope, segment.start, segment.end)
+            share = amount / total if tiered and total else Decimal(1)
+            measured = pricing.Usage(total if tiered else amount, month_seconds)
+            listed += pricing.cost(row_item, measured) * share
+            charged += discounts.net(
+                pricing.cost(discounts.overridden(row_item, applied), measured) * share, applied
+            )
+            applied_ids += [d.id for d in applied if d.id not in applied_ids]
+    tenants = {row.tenant_id for row, _, _ in rows}
     line = Line(
-        tenant_id=row.tenant_id,
-        resource_type=row.resource_type,
-        resource_id=row.resource_id,
-        meter=row.meter,
-        price_key=row.price_key,
+        tenant_id=first.tenant_id if len(tenants) == 1 else run.account.tenant_id,
+        resource_type="" if tiered else first.resource_type,
+        resource_id="" if tiered else first.resource_id,
+        meter=first.meter,
+        price_key=item.price_key if tiered else first.price_key,
         price_item_id=item.id if item else None,
         basis=item.basis if item else "",
-        quantity=Decimal(0),
-        seconds=int(row.seconds),
-        starts=int(row.starts),
+        quantity=exact(pricing.units(item, pricing.Usage(total, month_seconds)) if item else total),
+        seconds=sum(int(row.seconds) for row, _, _ in rows),
+        starts=sum(int(row.starts) for row, _, _ in rows),
         unit_price=item.unit_price if item else Decimal(0),
-        exact=Decimal(0),
-        amount=Decimal(0),
+        exact=exact(charged),
+        amount=round_minor(charged, currency),
     )
-    if item is None:
+    if item is None or len(priced) < len(rows):
         line.detail["unpriced"] = True
-        line.quantity = exact(amount)
-        return line
-    usage = pricing.Usage(amount, month_seconds)
-    line.quantity = exact(pricing.units(item, usage))
-    line.exact = exact(pricing.cost(item, usage))
-    line.amount = round_minor(line.exact, currency)
-    line.detail["model"] = item.model
-    if item.tiers:
-        line.detail["tiers"] = item.tiers
-    if Decimal(getattr(row, "topup", 0)):
-        line.detail["minimum_seconds"] = plain(Decimal(row.topup))
+    if item is not None:
+        line.detail["model"] = item.model
+        if item.tiers:
+            line.detail["tiers"] = item.tiers
+    topup = sum((Decimal(getattr(row, "topup", 0)) for row, _, _ in rows), Decimal(0))
+    if topup:
+        line.detail["minimum_seconds"] = plain(topup)
+    if tiered:
+        by_resource: dict[str, Decimal] = defaultdict(Decimal)
+        for row, amount, _ in rows:
+            by_resource[row.resource_id] += amount
+        line.detail["resources"] = {r: plain(a) for r, a in sorted(by_resource.items())}
+    if applied_ids:
+        line.detail["list"] = plain(listed)
+        line.detail["discounts"] = applied_ids
     return line

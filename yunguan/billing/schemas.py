@@ -312,3 +312,113 @@ class BillingRun(Input):
     period: Period | None = None
     """Rate this month for every account (default: each account's current month)."""
     finalize_due: bool = True
+
+
+# --- discounts and coupons ---
+
+Percent = Annotated[Decimal, NoFloat, Field(gt=0, le=100, decimal_places=4)]
+Scoped = Annotated[str, Field(max_length=64, pattern=r"^[a-z0-9_.-]*$")]
+
+
+class Validity(Input):
+    valid_from: UtcTime
+    valid_until: UtcTime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Validity":
+        if self.valid_until is not None and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must come after valid_from")
+        return self
+
+
+class DiscountCreate(Validity):
+    kind: Literal["percent", "fixed", "override"]
+    tenant_id: Identifier | None = None
+    """A tenant subtree; none is every tenant."""
+    meter: Scoped = ""
+    price_key: Key = ""
+    percent: Percent | None = None
+    amount: Money | None = None
+    unit_price: Money | None = None
+    tiers: list[TierIn] = Field(default_factory=list, max_length=32)
+    currency: Currency = "CNY"
+    description: Label = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> "DiscountCreate":
+        needs = {"percent": self.percent, "fixed": self.amount}
+        if self.kind in needs and not needs[self.kind]:
+            raise ValueError("a percent discount needs its percent, a fixed one its amount")
+        if self.kind == "override":
+            if self.unit_price is None and not self.tiers:
+                raise ValueError("an override needs a unit_price or tiers")
+            if self.tiers:
+                pricing.check_tiers("graduated", [t.model_dump() for t in self.tiers])
+        if self.kind == "fixed" and self.price_key:
+            raise ValueError("a fixed discount comes off the invoice: it has no price key")
+        return self
+
+
+class DiscountOut(Output):
+    id: str
+    kind: str
+    tenant_id: str | None
+    meter: str
+    price_key: str
+    percent: Exact
+    amount: Exact
+    unit_price: Exact | None
+    tiers: list[TierOut]
+    currency: str
+    valid_from: datetime
+    valid_until: datetime | None
+    description: str
+
+
+class DiscountUpdate(Input):
+    """Only when a discount stops and what it says change; what it does is set at creation."""
+
+    valid_until: UtcTime | None = None
+    description: Label | None = None
+
+
+class CouponCreate(Validity):
+    code: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    kind: Literal["percent", "amount"]
+    percent: Percent | None = None
+    amount: Money | None = None
+    currency: Currency = "CNY"
+    meter: Scoped = ""
+    max_redemptions: Annotated[int, Field(ge=1, le=10**7)] | None = None
+    description: Label = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> "CouponCreate":
+        if not (self.percent if self.kind == "percent" else self.amount):
+            raise ValueError(f"a {self.kind} coupon needs its {self.kind}")
+        return self
+
+
+class CouponUpdate(Input):
+    valid_until: UtcTime | None = None
+    max_redemptions: Annotated[int, Field(ge=1, le=10**7)] | None = None
+    description: Label | None = None
+
+
+class CouponOut(Output):
+    id: str
+    code: str
+    kind: str
+    percent: Exact
+    amount: Exact
+    currency: str
+    meter: str
+    valid_from: datetime
+    valid_until: datetime | None
+    max_redemptions: int | None
+    description: str
+
+
+class AccountAction(Input):
+    action: Literal["redeem-coupon"]
+    code: Annotated[str, Field(min_length=1, max_length=64)]

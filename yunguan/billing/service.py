@@ -1,29 +1,40 @@
 """Billing as the API and other domains use it: who may see and change what.
 
-Tenants see their subtree's usage (``resource:read``) and bills (``billing:read``); price
-books are readable by every signed-in principal; everything that sets prices, accounts or
-money is the platform's (``billing:write``), and so is sending usage (``usage:write``).
+Tenants see their subtree's usage (``resource:read``) and bills (``billing:read``), and
+their administrators redeem coupons (``billing:pay``); price books are readable by every
+signed-in principal; everything that sets prices, discounts, accounts or money is the
+platform's (``billing:write``), and so is sending usage (``usage:write``).
 """
 
 from decimal import Decimal
 from typing import Any
 
 from fastapi import Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yunguan.billing import invoices, metering, pricing, schemas
 from yunguan.billing.metering import record  # noqa: F401  (the emitters' entry point)
-from yunguan.billing.models import BillingAccount, Invoice, PriceBook, UsageEvent, UsageQuarantine
+from yunguan.billing.models import (
+    BillingAccount,
+    Coupon,
+    CouponRedemption,
+    Discount,
+    Invoice,
+    PriceBook,
+    UsageEvent,
+    UsageQuarantine,
+)
 from yunguan.core.clock import now
 from yunguan.core.db import flush_or_conflict
-from yunguan.core.errors import NotFound, Unprocessable
+from yunguan.core.errors import Conflict, NotFound, Unprocessable
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
 from yunguan.identity.crud import apply_changes
 from yunguan.identity.models import Tenant
 from yunguan.identity.scope import (
     Principal,
+    get_permitted,
     get_visible,
     list_permitted,
     list_visible,
@@ -31,7 +42,7 @@ from yunguan.identity.scope import (
     restrict,
 )
 
-READ, WRITE, USAGE_WRITE = "billing:read", "billing:write", "usage:write"
+READ, WRITE, USAGE_WRITE, PAY = "billing:read", "billing:write", "usage:write", "billing:pay"
 PRICES_READ = "resource:read"
 
 
@@ -204,3 +215,116 @@ def run(session: Session, principal: Principal, data: schemas.BillingRun) -> dic
     rated = len(invoices.rate_period(session, data.period, accounts))
     finalized = invoices.finalize_due(session, now()) if data.finalize_due else 0
     return {"rated": rated, "finalized": finalized, "corrected": 0}
+
+
+# --- discounts and coupons ---
+
+
+def _tiers(tiers: list[schemas.TierIn]) -> list[dict[str, str | None]]:
+    return [
+        {"upper": None if t.upper is None else str(t.upper), "unit_price": str(t.unit_price)}
+        for t in tiers
+    ]
+
+
+def list_discounts(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_permitted(session, principal, Discount, WRITE, page, **filters)
+
+
+def get_discount(session: Session, principal: Principal, discount_id: str) -> Discount:
+    return get_permitted(session, Discount, discount_id, principal, WRITE, "discount")
+
+
+def create_discount(
+    session: Session, principal: Principal, data: schemas.DiscountCreate
+) -> Discount:
+    require(principal, WRITE)
+    path = ""
+    if data.tenant_id is not None:
+        tenant = session.get(Tenant, data.tenant_id)
+        if tenant is None:
+            raise Unprocessable(f"tenant {data.tenant_id} not found", code="unknown-tenant")
+        path = tenant.path
+    fields = data.model_dump(exclude={"tiers", "percent", "amount"})
+    discount = Discount(
+        id=new_id("dis"),
+        tenant_path=path,
+        tiers=_tiers(data.tiers),
+        percent=data.percent or Decimal(0),
+        amount=data.amount or Decimal(0),
+        **fields,
+    )
+    session.add(discount)
+    session.flush()
+    return discount
+
+
+def update_discount(
+    session: Session, principal: Principal, discount_id: str, data: schemas.DiscountUpdate
+) -> Discount:
+    discount = get_discount(session, principal, discount_id)
+    apply_changes(discount, data)
+    return discount
+
+
+def delete_discount(session: Session, principal: Principal, discount_id: str) -> None:
+    session.delete(get_discount(session, principal, discount_id))
+
+
+def list_coupons(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_permitted(session, principal, Coupon, WRITE, page, **filters)
+
+
+def get_coupon(session: Session, principal: Principal, coupon_id: str) -> Coupon:
+    return get_permitted(session, Coupon, coupon_id, principal, WRITE, "coupon")
+
+
+def create_coupon(session: Session, principal: Principal, data: schemas.CouponCreate) -> Coupon:
+    require(principal, WRITE)
+    fields = data.model_dump(exclude={"percent", "amount"})
+    coupon = Coupon(
+        id=new_id("cpn"),
+        percent=data.percent or Decimal(0),
+        amount=data.amount or Decimal(0),
+        **fields,
+    )
+    session.add(coupon)
+    flush_or_conflict(session, f"a coupon with code {data.code!r} exists", "duplicate-code")
+    return coupon
+
+
+def update_coupon(
+    session: Session, principal: Principal, coupon_id: str, data: schemas.CouponUpdate
+) -> Coupon:
+    coupon = get_coupon(session, principal, coupon_id)
+    apply_changes(coupon, data)
+    return coupon
+
+
+def delete_coupon(session: Session, principal: Principal, coupon_id: str) -> None:
+    session.delete(get_coupon(session, principal, coupon_id))
+
+
+def act_on_account(
+    session: Session, principal: Principal, account_id: str, data: schemas.AccountAction
+) -> BillingAccount:
+    """``redeem-coupon``: the account holds the coupon from now on (once; while the coupon
+    is valid and has redemptions left)."""
+    require(principal, PAY)
+    account = get_account(session, principal, account_id)
+    coupon = session.scalars(
+        select(Coupon).where(Coupon.code == data.code).with_for_update()
+    ).one_or_none()
+    at = now()
+    expired = coupon is not None and coupon.valid_until is not None and coupon.valid_until <= at
+    if coupon is None or coupon.valid_from > at or expired:
+        raise Unprocessable(f"no coupon {data.code!r} is valid now", code="invalid-coupon")
+    if coupon.currency != account.currency:
+        raise Unprocessable(f"the coupon is in {coupon.currency}", code="currency-mismatch")
+    if session.get(CouponRedemption, (coupon.id, account.id)) is not None:
+        raise Conflict(f"the account holds coupon {data.code!r}", code="coupon-redeemed")
+    taken = session.scalar(select(func.count()).where(CouponRedemption.coupon_id == coupon.id))
+    if coupon.max_redemptions is not None and taken >= coupon.max_redemptions:
+        raise Conflict(f"coupon {data.code!r} is used up", code="coupon-used-up")
+    session.add(CouponRedemption(coupon_id=coupon.id, account_id=account.id, redeemed_at=at))
+    return account

@@ -18,7 +18,7 @@ ROLES: dict[str, dict[str, object]] = {
         "permissions": _READ_IDENTITY
         | {"tenant:write", "user:write", "group:write", "audit:read"}
         | {"resource:read", "resource:write"}
-        | {"webhook:read", "webhook:write", "billing:read"},
+        | {"webhook:read", "webhook:write", "billing:read", "billing:pay"},
     },
     # The catalog (catalog:read, catalog:write, catalog:review) is global, so only platform
     # administrators hold it; an approver's scope is its own subtree's orders.

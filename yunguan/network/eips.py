@@ -1,5 +1,6 @@
 """Elastic IPs: public addresses a tenant holds (``public_ips`` quota) and binds to a port
-(1:1 NAT) or to a VPC's router (SNAT for the whole VPC)."""
+(1:1 NAT) or to a VPC's router (SNAT for the whole VPC). An EIP is metered while the tenant
+holds it (``eip.allocated``), priced ``idle`` while unbound and ``bound`` while bound."""
 
 from typing import Any
 
@@ -21,6 +22,7 @@ from yunguan.identity.scope import (
     require,
 )
 from yunguan.inventory import service as inventory
+from yunguan.network import eip_usage as usage
 from yunguan.network import ipam
 from yunguan.network.models import Eip, IpPool, Port, Vpc
 from yunguan.network.schemas import EipAction, EipCreate, EipUpdate
@@ -79,6 +81,7 @@ def create_eip(session: Session, principal: Principal, data: EipCreate) -> Eip:
         )
         session.add(eip)
         session.flush()
+        usage.meter(session, eip, ("start", usage.IDLE))
         audit.note(target_type="eip", target_id=eip.id, tenant_id=tenant.id)
         return eip
     raise ipam.PoolExhausted("every matching public ip pool is full")
@@ -107,8 +110,7 @@ def act(session: Session, principal: Principal, eip_id: str, data: EipAction) ->
     eip = get_writable(session, Eip, eip_id, principal, "resource")
     session.refresh(eip, with_for_update=True)  # one binding at a time
     if data.action == "unbind":
-        _changed(session, eip)
-        eip.port_id = eip.vpc_id = None
+        unbind(session, eip)
         return eip
     if (data.port_id is None) == (data.vpc_id is None):
         raise BadRequest("bind to a port_id or to a vpc_id", code="invalid-field")
@@ -136,10 +138,18 @@ def act(session: Session, principal: Principal, eip_id: str, data: EipAction) ->
     eip.port_id, eip.vpc_id = data.port_id, data.vpc_id
     flush_or_conflict(session, f"{target.id} has an EIP already", "bound")
     _changed(session, eip)
+    usage.meter(session, eip, *usage.BIND)
     audit.note(
         target_type="eip", target_id=eip.id, tenant_id=eip.tenant_id, detail=data.model_dump()
     )
     return eip
+
+
+def unbind(session: Session, eip: Eip) -> None:
+    """Unbind the EIP (locked by the caller) and meter it idle; an unbound one stays as it is."""
+    if usage.bound(eip):
+        _changed(session, eip)
+        usage.unbound(session, eip)
 
 
 def delete_eip(session: Session, principal: Principal, eip_id: str) -> None:
@@ -147,5 +157,6 @@ def delete_eip(session: Session, principal: Principal, eip_id: str) -> None:
     _changed(session, eip)
     quota.refund(session, eip.id)  # quota rows before the pool's chunk, as create takes them
     ipam.release(session, eip.id)
+    usage.meter(session, eip, ("end", usage.BOUND if usage.bound(eip) else usage.IDLE))
     session.delete(eip)
     audit.note(target_type="eip", target_id=eip.id, tenant_id=eip.tenant_id)

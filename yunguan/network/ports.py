@@ -26,7 +26,7 @@ from yunguan.identity.scope import (
 )
 from yunguan.inventory import service as inventory
 from yunguan.inventory.models import Host
-from yunguan.network import ipam
+from yunguan.network import eip_usage, ipam
 from yunguan.network.models import Eip, IpPool, LearnedRoute, Port, SecurityGroup, Vpc, Vxnet
 from yunguan.network.schemas import (
     PortCreate,
@@ -292,7 +292,7 @@ def delete_port(session: Session, principal: Principal, port_id: str) -> None:
         )
     eip = session.scalars(select(Eip).where(Eip.port_id == port.id)).one_or_none()
     if eip is not None:
-        eip.port_id = None  # the address stays the tenant's, unbound
+        eip_usage.unbound(session, eip)
     ipam.release(session, port.id)
     session.flush()
     session.delete(port)

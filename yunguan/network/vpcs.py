@@ -25,7 +25,7 @@ from yunguan.identity.scope import (
 )
 from yunguan.inventory import service as inventory
 from yunguan.inventory.models import Host
-from yunguan.network import ipam, pools
+from yunguan.network import eip_usage, ipam, pools
 from yunguan.network.models import Eip, Gateway, IpPool, Port, Vpc, Vxnet
 from yunguan.network.schemas import VpcCreate, VpcUpdate, VxnetCreate, VxnetUpdate
 from yunguan.network.sdn import versions
@@ -171,7 +171,7 @@ def delete_vpc(session: Session, principal: Principal, vpc_id: str) -> None:
     if session.scalar(select(func.count()).where(Vxnet.vpc_id == vpc.id)):
         raise Conflict(f"vpc {vpc.id} still has vxnets; delete them first", code="in-use")
     for eip in session.scalars(select(Eip).where(Eip.vpc_id == vpc.id)):
-        eip.vpc_id = None  # the address stays the tenant's, unbound
+        eip_usage.unbound(session, eip)
     versions.bump_hosts(session, _gateways_of(session, vpc.id))  # they stop serving it
     session.flush()
     session.delete(vpc)

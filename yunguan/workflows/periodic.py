@@ -11,7 +11,9 @@
 - providers: every enabled provider's inventory is collected and reconciled, every
   ``YUNGUAN_PROVIDER_SYNC_MINUTES``;
 - notifications: due email and webhook deliveries are sent (failed ones retried with
-  backoff), every minute.
+  backoff), every minute;
+- billing: every account's month is rated into its draft invoice, drafts past their grace
+  period are finalized and late usage of finalized months corrected, at :05 every hour.
 """
 
 from datetime import datetime
@@ -19,6 +21,7 @@ from typing import Any
 
 from dbos import DBOS
 
+from yunguan.billing import invoices
 from yunguan.core.config import Settings, get_settings
 from yunguan.core.db import get_database
 from yunguan.network import ipam
@@ -78,6 +81,17 @@ def deliver_notifications(scheduled_time: datetime, context: Any) -> int:
     return _deliver_notifications()
 
 
+@step
+def _bill() -> dict[str, int]:
+    with get_database().session() as session:
+        return invoices.tick(session)
+
+
+@DBOS.workflow()
+def bill(scheduled_time: datetime, context: Any) -> dict[str, int]:
+    return _bill()
+
+
 def schedule(settings: Settings) -> None:
     DBOS.apply_schedules(
         [
@@ -107,5 +121,6 @@ def schedule(settings: Settings) -> None:
                 "workflow_fn": deliver_notifications,
                 "schedule": "* * * * *",
             },
+            {"schedule_name": "billing", "workflow_fn": bill, "schedule": "5 * * * *"},
         ]
     )

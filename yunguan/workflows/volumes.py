@@ -1,13 +1,17 @@
 """Volume and snapshot workflows: one provider call, then the row settles. A call that fails
 for good leaves the row where it rested (a create or delete: in ``error``) with the reason;
-an extend that fails gives the quota of the larger size back."""
+an extend that fails gives the quota of the larger size back. A call that succeeds meters
+the row's size (``volume.gb``, ``snapshot.gb``) in the same transaction."""
 
 from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
+from yunguan.billing import service as billing
 from yunguan.compute import service as compute
 from yunguan.compute import volumes
 from yunguan.compute.models import Instance, Snapshot, Volume
@@ -88,10 +92,50 @@ SUCCEEDED = {
 }
 
 
+# what a success does to the row's metered size: an extend closes the old size's interval
+# and opens the new size's at the same instant
+USAGE = {
+    volumes.CREATE: ("start",),
+    volumes.EXTEND: ("stop", "start"),
+    volumes.DELETE: ("end",),
+    volumes.SNAPSHOT: ("start",),
+    volumes.SNAPSHOT_DELETE: ("end",),
+}
+
+
+def _meter(session: Session, row: Any, action: str, event_id: str, gb: int, at: datetime) -> None:
+    """Record a usage event of a volume's or snapshot's ``gb`` (``volume.gb``/``snapshot.gb``,
+    default price). Source ``compute``, as the instances' events: volumes are compute's, and
+    the ids are drawn from operation ids, so a retried step records nothing new."""
+    kind = "snapshot" if isinstance(row, Snapshot) else "volume"
+    billing.record(
+        session,
+        source="compute",
+        event_id=event_id,
+        tenant_id=row.tenant_id,
+        resource_type=kind,
+        resource_id=row.id,
+        meter=f"{kind}.gb",
+        action=action,
+        quantity=Decimal(gb),
+        occurred_at=at,
+    )
+
+
 def _succeeded(
-    session: Session, kind: str, row: Any, answer: dict, params: dict, instance_id: str | None
+    session: Session,
+    operation_id: str,
+    kind: str,
+    row: Any,
+    answer: dict,
+    params: dict,
+    instance_id: str | None,
 ) -> None:
     resting = params["resting"] if kind == volumes.EXTEND else SUCCEEDED[kind]
+    at = now()
+    for action in USAGE.get(kind, ()):
+        gb = params["previous_gb"] if action == "stop" else row.size_gb
+        _meter(session, row, action, f"{operation_id}:{action}", gb, at)
     if "external_id" in answer:
         row.external_id = answer["external_id"]
     if kind == volumes.ATTACH:
@@ -100,7 +144,7 @@ def _succeeded(
         row.instance_id = row.device = None
     if resting == "deleted":
         quota.refund(session, row.id)
-        row.deleted_at = now()
+        row.deleted_at = at
     row.state = resting
 
 
@@ -142,7 +186,7 @@ def _settle(
             _failed(session, kind, row, operation.params, answer["error"])  # type: ignore[union-attr]
             advance(operation_id, state="failed", error=answer["error"][:2000], session=session)
         else:
-            _succeeded(session, kind, row, answer, operation.params, instance_id)  # type: ignore[union-attr]
+            _succeeded(session, operation_id, kind, row, answer, operation.params, instance_id)  # type: ignore[union-attr]
             progress = DONE if last else {"step": "attach", "progress": 50}
             advance(operation_id, session=session, **progress)
         row.operation_id = None
