@@ -220,8 +220,56 @@ def act_on_account(
     item_id: ResourceId,
     body: schemas.AccountAction,
 ):
-    """``redeem-coupon``: the account holds the coupon from now on."""
+    """``redeem-coupon`` (the account's administrators); ``top-up`` the cash wallet or
+    ``grant`` credit (the platform records money once per reference)."""
     return service.act_on_account(session, principal, item_id, body)
+
+
+@router.get(
+    "/wallets", response_model=Page[schemas.WalletOut], tags=["wallets"], name="wallet.list"
+)
+def list_wallets(
+    session: DbSession, principal: CurrentPrincipal, page: Pages, tenant_id: Filter = None
+):
+    """The wallets of the billing accounts the principal sees."""
+    items, cursor = service.list_wallets(session, principal, page, tenant_id=tenant_id)
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.get(
+    "/payments", response_model=Page[schemas.PaymentOut], tags=["wallets"], name="payment.list"
+)
+def list_payments(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: Pages,
+    account_id: Filter = None,
+    invoice_id: Filter = None,
+):
+    rows, cursor = service.list_payments(
+        session, principal, page, account_id=account_id, invoice_id=invoice_id
+    )
+    return Page(items=[schemas.PaymentOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/ledger-transactions",
+    response_model=Page[schemas.LedgerTransactionOut],
+    tags=["wallets"],
+    name="ledger-transaction.list",
+)
+def list_ledger(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: Pages,
+    account_id: Filter = None,
+    invoice_id: Filter = None,
+):
+    rows, cursor = service.list_ledger(
+        session, principal, page, account_id=account_id, invoice_id=invoice_id
+    )
+    items = [schemas.LedgerTransactionOut.model_validate(r) for r in rows]
+    return Page(items=items, next_cursor=cursor)
 
 
 INVOICE_TAGS = ["invoices"]
@@ -277,8 +325,9 @@ def act_on_invoice(
     item_id: ResourceId,
     body: schemas.InvoiceAction,
 ):
-    """``finalize`` a draft now (rated a last time, numbered, frozen); ``credit`` a finalized
-    invoice (answers the credit note)."""
+    """``finalize`` a draft now (rated a last time, numbered, frozen, settled from the
+    wallets); ``credit`` a finalized invoice (answers the credit note); record a ``pay``ment
+    (once per reference)."""
     return service.invoice_out(session, service.act_on_invoice(session, principal, item_id, body))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import discounts, periods, rating
+from yunguan.billing import discounts, periods, rating, wallets
 from yunguan.billing.models import BillingAccount, Invoice, InvoiceCounter, InvoiceLine, UsageEvent
 from yunguan.billing.money import round_minor
 from yunguan.core.clock import now
@@ -140,6 +140,10 @@ def _write(session: Session, drafts: list[tuple[Invoice, rating.Rated]], seq: in
         used -= sum((reduction.amount for reduction in reductions), Decimal(0))
         _set_totals(invoice, used + kept.get(invoice.id, Decimal(0)))
     bulk_insert(session, InvoiceLine, rows)
+    for invoice, rated in drafts:  # prepaid accounts pay as they go
+        if rated.account.mode == "prepaid":
+            wallets.charge(session, rated.account, invoice)
+            wallets.watch(session, rated.account, invoice, at)
 
 
 RATED_KINDS = ("usage", "discount", "coupon")
@@ -230,6 +234,7 @@ def _finalize(session: Session, invoice_ids: list[str], strict: bool = False) ->
         numbers = _numbers(session, f"INV-{period.replace('-', '')}", len(group))
         for invoice, number in zip(group, numbers, strict=True):
             invoice.state, invoice.finalized_at, invoice.number = "finalized", at, number
+            wallets.settle(session, accounts[invoice.account_id], invoice)
     return drafts
 
 
@@ -337,6 +342,7 @@ def _credit_note(
     rows = _line_rows(note, lines, "credit", corrects_invoice_id=original.id)
     bulk_insert(session, InvoiceLine, rows)
     _total(session, note)
+    wallets.settle(session, account, note)
     return note
 
 

@@ -125,6 +125,12 @@ class BillingAccount(Timestamps, Base):
     price_book: Mapped[str] = mapped_column(String(64), default="list")
     tax_rate: Mapped[Decimal] = mapped_column(default=Decimal("0.06"))
     grace_hours: Mapped[int] = mapped_column(default=72)
+    credit_limit: Mapped[Decimal | None] = mapped_column(default=None)
+    """Postpaid: what may be owed (unpaid invoices and this month's draft) before new
+    orders are refused; none is no limit."""
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    """``active``, or ``suspended`` (prepaid, below zero: nothing new may be ordered)."""
+    low_alerted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Invoice(Timestamps, Base):
@@ -163,6 +169,9 @@ class Invoice(Timestamps, Base):
     rated_at: Mapped[datetime | None] = mapped_column(default=None)
     finalize_after: Mapped[datetime]
     finalized_at: Mapped[datetime | None] = mapped_column(default=None)
+    amount_due: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    """What is left to pay once finalized (wallets and payments taken off)."""
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
     corrects_invoice_id: Mapped[str | None] = mapped_column(String(40), default=None)
     """A credit note's original."""
     reason: Mapped[str] = mapped_column(String(1024), default="")
@@ -267,3 +276,65 @@ class CouponRedemption(Base):
         ForeignKey("billing_accounts.id", ondelete="CASCADE"), primary_key=True
     )
     redeemed_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class LedgerAccount(Base):
+    """A book-keeping account of a billing account (``owner_id``) or of the platform:
+    ``receivable``, ``cash_wallet``, ``credit_wallet``, ``prepaid_clearing`` are the
+    customer's; ``revenue``, ``tax_payable``, ``promotions``, ``bank_clearing`` the
+    platform's. ``balance`` caches the sum of its entries (debits positive)."""
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (UniqueConstraint("owner_id", "code", "currency"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[Decimal] = mapped_column(default=Decimal(0))
+
+
+class LedgerTransaction(Base):
+    """One money movement: balanced entries, posted once per ``reference``."""
+
+    __tablename__ = "ledger_transactions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    tenant_path: Mapped[str] = mapped_column(String(1024), default="", index=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    at: Mapped[datetime] = mapped_column(default=now)
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(
+        ForeignKey("ledger_transactions.id", ondelete="CASCADE"), index=True
+    )
+    ledger_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    amount: Mapped[Decimal]
+    """A debit is positive, a credit negative; a transaction's entries add up to zero."""
+
+
+class Payment(Base):
+    """Money received: a top-up of the cash wallet, or the payment of an invoice. Its
+    ``reference`` (the bank's or gateway's) is unique per account, so a retry counts once."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("account_id", "reference"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("billing_accounts.id"), index=True)
+    tenant_path: Mapped[str] = mapped_column(String(1024), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``top-up``, ``payment`` (of an invoice) or ``grant`` (credit the platform gives)."""
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(32), default="")
+    reference: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=now)

@@ -132,6 +132,17 @@ def account_of_tenants(session: Session) -> dict[str, BillingAccount]:
     return _tenants(session)[0]
 
 
+def account_of(session: Session, tenant_id: str) -> BillingAccount | None:
+    """The tenant's billing account (its own, or its nearest ancestor's), in two lookups."""
+    path = session.scalar(select(Tenant.path).where(Tenant.id == tenant_id))
+    chain = (path or "").strip("/").split("/")
+    found = {
+        a.tenant_id: a
+        for a in session.scalars(select(BillingAccount).where(BillingAccount.tenant_id.in_(chain)))
+    }
+    return next((found[t] for t in reversed(chain) if t in found), None)
+
+
 def _tenants(session: Session) -> tuple[dict[str, BillingAccount], dict[str, str]]:
     """Each tenant's billing account, and each tenant's path."""
     accounts = {a.tenant_id: a for a in session.scalars(select(BillingAccount))}

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PlainSerializer, field_validator, model_validator
 
@@ -36,6 +36,21 @@ Quantity = Annotated[
 Exact = Annotated[Decimal, PlainSerializer(plain, return_type=str, when_used="json")]
 """A price, rate or quantity as precise as it is, without padding: ``0.5``, ``75.5``."""
 Rate = Annotated[Decimal, NoFloat, Field(ge=0, le=1, decimal_places=4)]
+
+
+class InCurrency(Output):
+    """An output whose ``MONEY`` fields show as the currency writes them (the database keeps
+    ten places)."""
+
+    MONEY: ClassVar[tuple[str, ...]] = ()
+    currency: str
+
+    @model_validator(mode="after")
+    def _in_minor_units(self) -> "InCurrency":
+        for name in self.MONEY:
+            if getattr(self, name) is not None:
+                setattr(self, name, round_minor(getattr(self, name), self.currency))
+        return self
 
 
 def _zone(value: str) -> str:
@@ -210,6 +225,7 @@ class AccountCreate(Input):
     price_book: Name = "list"
     tax_rate: Rate = Decimal("0.06")
     grace_hours: Annotated[int, Field(ge=0, le=31 * 24)] = 72
+    credit_limit: Money | None = None
 
     _tz = field_validator("timezone")(_zone)
 
@@ -219,19 +235,23 @@ class AccountUpdate(Input):
     price_book: Name | None = None
     tax_rate: Rate | None = None
     grace_hours: Annotated[int, Field(ge=0, le=31 * 24)] | None = None
+    credit_limit: Money | None = None
 
     _tz = field_validator("timezone")(lambda v: v if v is None else _zone(v))
 
 
-class AccountOut(Output):
+class AccountOut(InCurrency):
+    MONEY = ("credit_limit",)
+
     id: str
     tenant_id: str
     mode: str
-    currency: str
     timezone: str
     price_book: str
     tax_rate: Exact
     grace_hours: int
+    credit_limit: Amount | None
+    state: str
     created_at: datetime
 
 
@@ -256,7 +276,9 @@ class InvoiceLineOut(Output):
     corrects_invoice_id: str | None
 
 
-class InvoiceOut(Output):
+class InvoiceOut(InCurrency):
+    MONEY = ("subtotal", "tax", "total", "amount_due")
+
     id: str
     number: str | None
     account_id: str
@@ -266,24 +288,18 @@ class InvoiceOut(Output):
     period_start: datetime
     period_end: datetime
     state: str
-    currency: str
     price_book_id: str | None
     subtotal: Amount
     tax_rate: Exact
     tax: Amount
     total: Amount
+    amount_due: Amount
+    paid_at: datetime | None
     rated_at: datetime | None
     finalize_after: datetime
     finalized_at: datetime | None
     corrects_invoice_id: str | None
     reason: str
-
-    @model_validator(mode="after")
-    def _in_minor_units(self) -> "InvoiceOut":
-        """Amounts as the currency writes them (the database keeps ten places)."""
-        for name in ("subtotal", "tax", "total"):
-            setattr(self, name, round_minor(getattr(self, name), self.currency))
-        return self
 
 
 class InvoiceDetailOut(InvoiceOut):
@@ -296,15 +312,35 @@ class InvoiceDetailOut(InvoiceOut):
         return self
 
 
-class InvoiceAction(Input):
-    action: Literal["finalize", "credit"]
-    amount: Money | None = None
+Reference = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+Method = Annotated[str, Field(max_length=32, pattern=r"^[a-z0-9_-]*$")]
+
+
+class Received(Input):
+    """Money received or granted, recorded once per ``reference`` (the bank's or gateway's)."""
+
+    amount: Annotated[Decimal, NoFloat, Field(gt=0, le=10**12, decimal_places=2)] | None = None
+    reference: Reference | None = None
+    method: Method = ""
+
+    def _needs_money(self, action: str) -> None:
+        if self.amount is None or self.reference is None:
+            raise ValueError(f"{action} needs an amount and a reference")
+
+
+class InvoiceAction(Received):
+    """``finalize`` a draft now; ``credit`` a finalized invoice (``amount`` before tax,
+    ``reason``); record a ``pay``ment of it (``amount``, ``reference``)."""
+
+    action: Literal["finalize", "credit", "pay"]
     reason: Text = ""
 
     @model_validator(mode="after")
-    def _credit(self) -> "InvoiceAction":
+    def _complete(self) -> "InvoiceAction":
         if self.action == "credit" and (not self.amount or not self.reason.strip()):
             raise ValueError("a credit needs a positive amount and a reason")
+        if self.action == "pay":
+            self._needs_money("pay")
         return self
 
 
@@ -419,6 +455,51 @@ class CouponOut(Output):
     description: str
 
 
-class AccountAction(Input):
-    action: Literal["redeem-coupon"]
-    code: Annotated[str, Field(min_length=1, max_length=64)]
+class AccountAction(Received):
+    """``redeem-coupon`` (``code``; the account's administrators), ``top-up`` the cash
+    wallet or ``grant`` credit (``amount``, ``reference``; the platform)."""
+
+    action: Literal["redeem-coupon", "top-up", "grant"]
+    code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "AccountAction":
+        if self.action == "redeem-coupon" and not self.code:
+            raise ValueError("redeem-coupon needs the coupon's code")
+        if self.action != "redeem-coupon":
+            self._needs_money(self.action)
+        return self
+
+
+class WalletOut(InCurrency):
+    MONEY = ("cash", "credit", "balance")
+
+    account_id: str
+    tenant_id: str
+    mode: str
+    state: str
+    cash: Amount
+    credit: Amount
+    balance: Amount
+
+
+class PaymentOut(InCurrency):
+    MONEY = ("amount",)
+
+    id: str
+    account_id: str
+    invoice_id: str | None
+    kind: str
+    amount: Amount
+    method: str
+    reference: str
+    created_at: datetime
+
+
+class LedgerTransactionOut(Output):
+    id: str
+    reference: str
+    kind: str
+    account_id: str | None
+    invoice_id: str | None
+    at: datetime

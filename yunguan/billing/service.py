@@ -13,7 +13,7 @@ from fastapi import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import invoices, metering, pricing, schemas
+from yunguan.billing import invoices, metering, pricing, schemas, wallets
 from yunguan.billing.metering import record  # noqa: F401  (the emitters' entry point)
 from yunguan.billing.models import (
     BillingAccount,
@@ -21,10 +21,13 @@ from yunguan.billing.models import (
     CouponRedemption,
     Discount,
     Invoice,
+    LedgerTransaction,
+    Payment,
     PriceBook,
     UsageEvent,
     UsageQuarantine,
 )
+from yunguan.billing.wallets import guard  # noqa: F401  (what may be ordered: 402 if not)
 from yunguan.core.clock import now
 from yunguan.core.db import flush_or_conflict
 from yunguan.core.errors import Conflict, NotFound, Unprocessable
@@ -202,6 +205,12 @@ def act_on_invoice(
     invoice = get_invoice(session, principal, invoice_id)
     if data.action == "finalize":
         return invoices.finalize(session, invoice)
+    if data.action == "pay":
+        account = session.get(BillingAccount, invoice.account_id)
+        wallets.receive(
+            session, account, "payment", data.amount, data.reference, data.method, invoice
+        )  # type: ignore[arg-type]
+        return invoice
     return invoices.credit(session, invoice, Decimal(data.amount), data.reason)  # type: ignore[arg-type]
 
 
@@ -309,7 +318,14 @@ def act_on_account(
     session: Session, principal: Principal, account_id: str, data: schemas.AccountAction
 ) -> BillingAccount:
     """``redeem-coupon``: the account holds the coupon from now on (once; while the coupon
-    is valid and has redemptions left)."""
+    is valid and has redemptions left). ``top-up`` and ``grant``: money recorded once per
+    reference (the platform's, as a payment gateway or operator reports it)."""
+    if data.action != "redeem-coupon":
+        require(principal, WRITE)
+        account = get_account(session, principal, account_id)
+        kind = data.action
+        wallets.receive(session, account, kind, data.amount, data.reference, data.method)  # type: ignore[arg-type]
+        return account
     require(principal, PAY)
     account = get_account(session, principal, account_id)
     coupon = session.scalars(
@@ -328,3 +344,36 @@ def act_on_account(
         raise Conflict(f"coupon {data.code!r} is used up", code="coupon-used-up")
     session.add(CouponRedemption(coupon_id=coupon.id, account_id=account.id, redeemed_at=at))
     return account
+
+
+# --- wallets, payments, ledger ---
+
+
+def list_wallets(
+    session: Session, principal: Principal, page: PageParams, **filters: Any
+) -> tuple[list[schemas.WalletOut], str | None]:
+    """Each visible account's wallets: cash, granted credit, and their sum."""
+    accounts, cursor = list_accounts(session, principal, page, **filters)
+    return [wallet_out(session, account) for account in accounts], cursor
+
+
+def wallet_out(session: Session, account: BillingAccount) -> schemas.WalletOut:
+    cash, credit = wallets.balances(session, account)
+    return schemas.WalletOut(
+        account_id=account.id,
+        tenant_id=account.tenant_id,
+        mode=account.mode,
+        state=account.state,
+        currency=account.currency,
+        cash=cash,
+        credit=credit,
+        balance=cash + credit,
+    )
+
+
+def list_payments(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_visible(session, principal, Payment, READ, page, **filters)
+
+
+def list_ledger(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_permitted(session, principal, LedgerTransaction, WRITE, page, **filters)

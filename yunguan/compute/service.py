@@ -250,6 +250,7 @@ def request_create(
             code="disk-too-small",
         )
     zone_id, vxnet = _zone_and_vxnet(session, principal, tenant.id, image, data)
+    billing.guard(session, tenant.id)
     quota.preflight(session, tenant.id, {k: v * data.count for k, v in demand(flavor).items()})
     made = []
     for n in range(data.count):

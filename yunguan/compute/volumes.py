@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yunguan.billing import service as billing
 from yunguan.compute import service as compute
 from yunguan.compute.models import Instance, Snapshot, Volume
 from yunguan.compute.schemas import SnapshotCreate, VolumeAction, VolumeCreate
@@ -87,6 +88,7 @@ def request_create(
     tenant = identity.tenant_for_new_resource(
         session, principal, vpcs.tenant_id_for(principal, data.tenant_id)
     )
+    billing.guard(session, tenant.id)
     volume = Volume(id=new_id("vol"), tenant_id=tenant.id, name=data.name, size_gb=data.size_gb)
     if data.instance_id is not None:
         instance = _attachable(session, principal, volume, data.instance_id)

@@ -39,6 +39,10 @@ class Unauthorized(Problem):
     status, code, title = 401, "unauthorized", "Authentication required"
 
 
+class PaymentRequired(Problem):
+    status, code, title = 402, "payment-required", "Payment required"
+
+
 class Forbidden(Problem):
     status, code, title = 403, "forbidden", "Not allowed"
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yunguan.billing import service as billing
 from yunguan.core import audit
 from yunguan.core.db import flush_or_conflict
 from yunguan.core.errors import BadRequest, Conflict, NotFound
@@ -62,6 +63,7 @@ def create_eip(session: Session, principal: Principal, data: EipCreate) -> Eip:
         session, principal, tenant_id_for(principal, data.tenant_id)
     )
     require(principal, WRITE)
+    billing.guard(session, tenant.id)
     if data.address is not None and data.ip_pool_id is None:
         raise BadRequest("a specific address needs its ip_pool_id", code="invalid-field")
     eip_id = new_id("eip")

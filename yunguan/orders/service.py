@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yunguan.billing import service as billing
 from yunguan.catalog import parameters as params
 from yunguan.catalog import service as catalog
 from yunguan.compute import service as compute
@@ -80,6 +81,7 @@ def place_order(
     )
     if not principal.can(WRITE):
         raise Forbidden(f"permission '{WRITE}' required")
+    billing.guard(session, tenant.id)
     item, version = catalog.orderable(session, principal, data.item_id)
     values = params.complete(catalog.parameters_of(version), data.values)
     spec = params.render(version.spec, values)

@@ -1,0 +1,137 @@
+"""The double-entry ledger: every money movement is one transaction of entries that add
+up to zero per currency (a debit is positive), posted once per reference.
+
+A customer's ledger accounts belong to its billing account (``owner_id``): what it owes
+(``receivable``, a debit balance), its wallets (``cash_wallet``, ``credit_wallet``: what the
+platform holds for it, credit balances) and ``prepaid_clearing`` (what prepaid charges took
+ahead of the invoice). The platform's (``owner_id`` "platform"): ``revenue``,
+``tax_payable``, ``promotions`` (granted credit), ``bank_clearing`` (money received).
+"""
+
+from collections import defaultdict
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from yunguan.billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from yunguan.core.clock import now
+from yunguan.core.db import insert_into
+from yunguan.core.ids import new_id
+
+PLATFORM = "platform"
+
+Entry = tuple[str, str, str, Decimal]
+"""``(owner_id, code, currency, amount)``: a debit is positive, a credit negative."""
+
+
+def post(
+    session: Session,
+    reference: str,
+    kind: str,
+    entries: list[Entry],
+    *,
+    account_id: str | None = None,
+    tenant_path: str = "",
+    invoice_id: str | None = None,
+) -> bool:
+    """Post ``entries`` as one transaction, unless ``reference`` was posted already or
+    nothing moves (then nothing happens: False). Zero entries are left out. ValueError if
+    they do not balance: that is a bug, not bad input."""
+    entries = [entry for entry in entries if entry[3]]
+    if not entries:
+        return False
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for _, _, currency, amount in entries:
+        totals[currency] += amount
+    if any(totals.values()):
+        raise ValueError(f"unbalanced ledger transaction {reference}: {dict(totals)}")
+    row = {
+        "id": new_id("ltx"),
+        "reference": reference,
+        "kind": kind,
+        "account_id": account_id,
+        "tenant_path": tenant_path,
+        "invoice_id": invoice_id,
+        "at": now(),
+    }
+    statement = insert_into(session, LedgerTransaction).values(row).on_conflict_do_nothing()
+    if session.scalar(statement.returning(LedgerTransaction.id)) is None:
+        return False
+    accounts = _accounts(session, {(owner, code, currency) for owner, code, currency, _ in entries})
+    for owner, code, currency, amount in entries:
+        account = accounts[(owner, code, currency)]
+        session.add(
+            LedgerEntry(transaction_id=row["id"], ledger_account_id=account.id, amount=amount)
+        )
+        account.balance += amount
+    session.flush()
+    return True
+
+
+def _accounts(
+    session: Session, keys: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], LedgerAccount]:
+    """The ledger accounts of ``keys``, made if missing, locked in one order (no deadlock)."""
+    if not keys:
+        return {}
+    rows = [
+        {"id": new_id("la"), "owner_id": o, "code": c, "currency": cur}
+        for o, c, cur in sorted(keys)
+    ]
+    session.execute(insert_into(session, LedgerAccount).on_conflict_do_nothing(), rows)
+    owners = {owner for owner, _, _ in keys}
+    stmt = (
+        select(LedgerAccount)
+        .where(LedgerAccount.owner_id.in_(owners))
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = {(a.owner_id, a.code, a.currency): a for a in session.scalars(stmt)}
+    return {key: found[key] for key in keys}
+
+
+def balance(session: Session, owner_id: str, code: str, currency: str) -> Decimal:
+    stmt = select(LedgerAccount.balance).where(
+        LedgerAccount.owner_id == owner_id,
+        LedgerAccount.code == code,
+        LedgerAccount.currency == currency,
+    )
+    return Decimal(session.scalar(stmt) or 0)
+
+
+def posted_on(session: Session, invoice_id: str, owner_id: str, code: str) -> Decimal:
+    """What the transactions of an invoice moved on one ledger account."""
+    stmt = (
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.ledger_account_id)
+        .where(
+            LedgerTransaction.invoice_id == invoice_id,
+            LedgerAccount.owner_id == owner_id,
+            LedgerAccount.code == code,
+        )
+    )
+    return Decimal(session.scalar(stmt))
+
+
+def audit(session: Session) -> list[str]:
+    """What is wrong with the ledger: a transaction whose entries do not add up to zero, or
+    a cached balance that is not the sum of its account's entries. Empty when all is well."""
+    problems = []
+    exact = func.round(func.sum(LedgerEntry.amount), 10)  # SQLite sums in floating point
+    unbalanced = select(LedgerEntry.transaction_id).group_by(LedgerEntry.transaction_id)
+    unbalanced = unbalanced.having(exact != 0)
+    problems += [f"transaction {t} does not balance" for t in session.scalars(unbalanced)]
+    sums = (
+        select(LedgerAccount.id, LedgerAccount.balance, func.coalesce(exact, 0))
+        .outerjoin(LedgerEntry, LedgerEntry.ledger_account_id == LedgerAccount.id)
+        .group_by(LedgerAccount.id, LedgerAccount.balance)
+    )
+    problems += [
+        f"account {a} caches {cached}, its entries add up to {total}"
+        for a, cached, total in session.execute(sums)
+        if round(Decimal(cached), 10) != round(Decimal(str(total)), 10)
+    ]
+    return problems
