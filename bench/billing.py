@@ -6,9 +6,10 @@ durable throw-away cluster). Three figures, each on its own database:
   (quarantined); only recorded events count towards the rate.
 - ``rate``: 1,000,000 events of one month (50,000 instances of 1,000 tenants, ten runs
   each) rated into invoice lines: intervals derived, sliced, summed, priced and written.
-- ``month_end``: 10,000 tenants, each its own account with five instances and a draft
-  left by the month's hourly runs: the first hourly run after the grace period rates the
-  month a last time and finalizes (numbers, freezes) every invoice.
+- ``month_end``: 10,000 tenants, each its own account (half of them prepaid, topped up)
+  with five instances and a draft left by the month's hourly runs: the first hourly run
+  after the grace period rates the month a last time and finalizes every invoice (numbered,
+  frozen, booked in the ledger, settled from the charges or the wallets).
 
 Prints JSON lines and appends to docs/benchmarks.md.
 """
@@ -19,6 +20,7 @@ import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from bench.report import durable_postgres, record_section
 
@@ -178,11 +180,16 @@ def rate(url: str) -> dict:
 def month_end(url: str) -> dict:
     from sqlalchemy import func, select
 
-    from yunguan.billing import invoices
+    from yunguan.billing import invoices, wallets
     from yunguan.billing.models import BillingAccount, Invoice
 
     db, tenants = prepare(url, 10_000)
     load(db, runs(tenants, 50_000, 2, seed=4))  # 200,000 events, five instances a tenant
+    with db.session() as session:  # half the accounts prepaid, topped up
+        prepaid = list(session.scalars(select(BillingAccount).order_by(BillingAccount.id)))[::2]
+        for account in prepaid:
+            account.mode = "prepaid"
+            wallets.receive(session, account, "top-up", Decimal(1000), f"bench-{account.id}")
     with db.session() as session:  # the hourly runs of March left drafts
         accounts = list(session.scalars(select(BillingAccount)))
         invoices.rate_period(session, MONTH, accounts, datetime(2027, 3, 31, 15, tzinfo=UTC))

@@ -92,13 +92,12 @@ def _accounts(
     return {key: found[key] for key in keys}
 
 
-def balance(session: Session, owner_id: str, code: str, currency: str) -> Decimal:
-    stmt = select(LedgerAccount.balance).where(
-        LedgerAccount.owner_id == owner_id,
-        LedgerAccount.code == code,
-        LedgerAccount.currency == currency,
+def balances(session: Session, owner_id: str, currency: str) -> dict[str, Decimal]:
+    """The balances of an owner's ledger accounts in ``currency``, by code."""
+    stmt = select(LedgerAccount.code, LedgerAccount.balance).where(
+        LedgerAccount.owner_id == owner_id, LedgerAccount.currency == currency
     )
-    return Decimal(session.scalar(stmt) or 0)
+    return {code: Decimal(balance) for code, balance in session.execute(stmt)}
 
 
 def posted_on(session: Session, invoice_id: str, owner_id: str, code: str) -> Decimal:

@@ -30,10 +30,8 @@ LOW_BALANCE_HOURS = 24
 
 def balances(session: Session, account: BillingAccount) -> tuple[Decimal, Decimal]:
     """The account's cash and granted credit (what the platform holds for it)."""
-    return tuple(  # type: ignore[return-value]
-        -ledger.balance(session, account.id, code, account.currency)
-        for code in ("cash_wallet", "credit_wallet")
-    )
+    held = ledger.balances(session, account.id, account.currency)
+    return -held.get("cash_wallet", Decimal(0)), -held.get("credit_wallet", Decimal(0))
 
 
 def _entries(account: BillingAccount, *moves: tuple[str, str, Decimal]) -> list[ledger.Entry]:
@@ -135,11 +133,11 @@ def _check_payable(invoice: Invoice, amount: Decimal) -> None:
 def charge(session: Session, account: BillingAccount, invoice: Invoice) -> Decimal:
     """Prepaid: charge what the draft's total grew by since the last charge (give back what
     it shrank by), granted credit first. Posted once per rating (the reference names it).
-    The amount charged."""
-    charged = ledger.posted_on(session, invoice.id, account.id, "prepaid_clearing")
-    delta = invoice.total + charged  # the clearing account holds charges as credits
+    What the invoice has been charged in all, which is then its total."""
+    charged = -ledger.posted_on(session, invoice.id, account.id, "prepaid_clearing")
+    delta = invoice.total - charged  # the clearing account holds charges as credits
     if not delta:
-        return delta
+        return charged
     reference = f"charge:{invoice.id}:{invoice.rated_seq}:{invoice.total}"
     credit = balances(session, account)[1]
     from_credit = min(delta, max(credit, Decimal(0))) if delta > 0 else Decimal(0)
@@ -153,7 +151,7 @@ def charge(session: Session, account: BillingAccount, invoice: Invoice) -> Decim
         ("", "prepaid_clearing", -delta),
         invoice_id=invoice.id,
     )
-    return delta
+    return invoice.total
 
 
 def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
@@ -183,8 +181,7 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
         )
         invoice.amount_due = Decimal(0)
     elif account.mode == "prepaid":
-        charge(session, account, invoice)
-        paid = -ledger.posted_on(session, invoice.id, account.id, "prepaid_clearing")
+        paid = charge(session, account, invoice)
         _post(
             session,
             account,
