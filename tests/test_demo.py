@@ -6,10 +6,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from tests.conftest import new_database_url
+from yunguan.billing import pricing, wallets
+from yunguan.billing.models import BillingAccount, PriceBook
 from yunguan.catalog import parameters as params
 from yunguan.catalog import service as catalog
 from yunguan.catalog.models import TemplateVersion
-from yunguan.compute.models import Instance
+from yunguan.compute.models import Flavor, Instance
 from yunguan.core.config import Settings
 from yunguan.core.db import Database
 from yunguan.core.migrate import upgrade
@@ -51,7 +53,21 @@ def test_demo_seeds_a_data_centre_once(tmp_path) -> None:
         doc = controller.document(session, gateway)
         assert len(doc["vpcs"][0]["remote_ports"]) == 4  # the gateway holds the whole table
         _assert_catalog(session)
+        _assert_billing(session)
     db.dispose()
+
+
+def _assert_billing(session) -> None:
+    """A published list price for every flavor; Acme postpaid, the park prepaid with money."""
+    book = session.scalars(select(PriceBook)).one()
+    assert (book.name, book.state) == ("list", "published")
+    priced = {
+        i.price_key for i in pricing.items_of(session, book.id) if i.meter == "instance.running"
+    }
+    assert priced == set(session.scalars(select(Flavor.id)))
+    accounts = {a.mode: a for a in session.scalars(select(BillingAccount))}
+    assert set(accounts) == {"postpaid", "prepaid"}
+    assert wallets.balances(session, accounts["prepaid"]) == (Decimal(1000), Decimal(200))
 
 
 def _member(session, username: str) -> Principal:

@@ -7,6 +7,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from yunguan.billing import service as billing
+from yunguan.billing.schemas import AccountAction, AccountCreate, PriceBookAction, PriceBookCreate
 from yunguan.catalog import service as catalog
 from yunguan.catalog.schemas import (
     CategoryCreate,
@@ -97,7 +99,58 @@ def seed(session: Session, settings: Settings) -> bool:
     session.flush()
     _datacentre(session, settings, root)
     _catalog(session, _acting(admin, root), _acting(reviewer, root))
+    _billing(session, _acting(admin, root))
     return True
+
+
+DEMO_PRICES = {"s1.small": "0.25", "s2.medium": "0.50", "m4.large": "1.20"}  # CNY an hour
+EGRESS_TIERS = [("10", "0.80"), ("50", "0.50"), (None, "0.40")]  # CNY a GB
+
+
+def _billing(session: Session, operator: Principal) -> None:
+    """A published ``list`` price book (the flavors by the hour with a one-minute minimum,
+    disks by the GB-month, addresses by the hour, cheaper bound than idle, egress in
+    graduated tiers); Acme pays monthly with a credit limit, the park prepays."""
+    flavors = session.scalars(select(Flavor)).all()
+    items = [
+        {"meter": "instance.running", "price_key": f.id, "unit_price": DEMO_PRICES[f.name]}
+        | {"min_charge_seconds": 60, "description": f.name}
+        for f in flavors
+    ]
+    items += [
+        {"meter": meter, "basis": "month", "unit_price": price}
+        for meter, price in (("volume.gb", "0.30"), ("snapshot.gb", "0.10"))
+    ]
+    items += [
+        {"meter": "eip.allocated", "price_key": key, "unit_price": price}
+        for key, price in (("idle", "0.05"), ("bound", "0.02"))
+    ]
+    tiers = [{"upper": upper, "unit_price": price} for upper, price in EGRESS_TIERS]
+    items.append(
+        {"meter": "network.egress_gb", "basis": "unit", "model": "graduated", "tiers": tiers}
+    )
+    book = billing.create_book(
+        session, operator, PriceBookCreate.model_validate({"name": "list", "items": items})
+    )
+    billing.act_on_book(session, operator, book.id, PriceBookAction(action="publish"))
+    by_name = {t.name: t for t in session.scalars(select(Tenant))}
+    billing.create_account(
+        session,
+        operator,
+        AccountCreate.model_validate(
+            {"tenant_id": by_name["Acme Group"].id, "credit_limit": "50000"}
+        ),
+    )
+    park = billing.create_account(
+        session,
+        operator,
+        AccountCreate(tenant_id=by_name["Industrial Park Authority"].id, mode="prepaid"),
+    )
+    for action, amount in (("top-up", "1000.00"), ("grant", "200.00")):
+        change = AccountAction.model_validate(
+            {"action": action, "amount": amount, "reference": f"demo-{action}"}
+        )
+        billing.act_on_account(session, operator, park.id, change)
 
 
 def _acting(user: User, root: Tenant) -> Principal:

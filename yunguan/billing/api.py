@@ -5,12 +5,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from yunguan.billing import schemas, service
+from yunguan.billing import jobs, schemas, service
 from yunguan.core.api import Filter, ResourceId, problem_responses
-from yunguan.core.deps import DbSession
+from yunguan.core.deps import DbSession, get_db
 from yunguan.core.pagination import Page, Pages
 from yunguan.identity.crud import Collection, add_collection
 from yunguan.identity.deps import CurrentPrincipal
+from yunguan.workflows import engine
 
 router = APIRouter(responses=problem_responses(400, 401, 403, 404, 422))
 WRITES = problem_responses(409)
@@ -334,7 +335,11 @@ def act_on_invoice(
 @router.post(
     "/billing-runs", response_model=dict[str, int], tags=INVOICE_TAGS, name="billing-run.create"
 )
-def run_billing(session: DbSession, principal: CurrentPrincipal, body: schemas.BillingRun):
+def run_billing(request: Request, principal: CurrentPrincipal, body: schemas.BillingRun):
     """Rate now instead of at the next hourly run: one month for every account, or (no
     ``period``) what the hourly run does."""
-    return service.run(session, principal, body)
+    with get_db(request).session() as session:
+        summary, operations = jobs.run(session, principal, body)
+    for operation in operations:
+        engine.submit(operation.id, operation.kind)
+    return summary

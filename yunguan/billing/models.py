@@ -130,6 +130,7 @@ class BillingAccount(Timestamps, Base):
     orders are refused; none is no limit."""
     state: Mapped[str] = mapped_column(String(16), default="active")
     """``active``, or ``suspended`` (prepaid, below zero: nothing new may be ordered)."""
+    suspended_at: Mapped[datetime | None] = mapped_column(default=None)
     low_alerted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

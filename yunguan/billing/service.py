@@ -214,18 +214,6 @@ def act_on_invoice(
     return invoices.credit(session, invoice, Decimal(data.amount), data.reason)  # type: ignore[arg-type]
 
 
-def run(session: Session, principal: Principal, data: schemas.BillingRun) -> dict[str, int]:
-    """Rate now (one month for every account, or the hourly job's work), as the hourly job
-    does; for operators who will not wait for the hour."""
-    require(principal, WRITE)
-    if data.period is None:
-        return invoices.tick(session, now())
-    accounts = list(session.scalars(select(BillingAccount)))
-    rated = len(invoices.rate_period(session, data.period, accounts))
-    finalized = invoices.finalize_due(session, now()) if data.finalize_due else 0
-    return {"rated": rated, "finalized": finalized, "corrected": 0}
-
-
 # --- discounts and coupons ---
 
 

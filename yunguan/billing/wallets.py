@@ -4,7 +4,8 @@ are finalized), and what an account may still order.
 
 A prepaid account pays as it goes: each rating of its draft charges the difference from
 what was charged before, granted credit first, then cash (which may go below zero). Below
-zero the account is suspended: nothing new may be ordered until a top-up. A postpaid
+zero the account is suspended: nothing new may be ordered until a top-up, and the hourly
+run stops its resources, then releases them after the retention period (``jobs``). A postpaid
 account pays its finalized invoices, from its wallets first; it may owe up to its credit
 limit.
 """
@@ -252,7 +253,7 @@ def watch(session: Session, account: BillingAccount, invoice: Invoice, at: datet
     than a day at this month's rate so far alerts its administrators, once per dip."""
     balance = sum(balances(session, account), Decimal(0))
     if balance < 0 and account.state != "suspended":
-        account.state = "suspended"
+        account.state, account.suspended_at = "suspended", at
         _tell(
             session,
             account,
@@ -275,7 +276,7 @@ def watch(session: Session, account: BillingAccount, invoice: Invoice, at: datet
 def restore(session: Session, account: BillingAccount) -> None:
     """Money came in: a suspended account whose balance is back to zero or more is active."""
     if account.state == "suspended" and sum(balances(session, account), Decimal(0)) >= 0:
-        account.state = "active"
+        account.state, account.suspended_at = "active", None
 
 
 def _tell(session: Session, account: BillingAccount, event: str, subject: str) -> None:

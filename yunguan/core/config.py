@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     """How long a workload told to give borrowed capacity back keeps running."""
     quota_hold_seconds: int = Field(default=900, ge=60, le=86400)
     """How long a request waiting for reclaimed capacity stays pending."""
+    billing_retention_days: int = Field(default=7, ge=0, le=365)
+    """How long a prepaid account below zero keeps its (stopped) resources before they go."""
     service_retention_days: int = Field(default=7, ge=0, le=365)
     """How long an expired service stays stopped (renewable) before its resources go."""
     sdn_learn_ttl_seconds: int = Field(default=300, ge=10, le=86400)

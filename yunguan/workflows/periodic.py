@@ -13,7 +13,8 @@
 - notifications: due email and webhook deliveries are sent (failed ones retried with
   backoff), every minute;
 - billing: every account's month is rated into its draft invoice, drafts past their grace
-  period are finalized and late usage of finalized months corrected, at :05 every hour.
+  period are finalized, late usage of finalized months corrected, and suspended prepaid
+  accounts' resources stopped (released after the retention period), at :05 every hour.
 """
 
 from datetime import datetime
@@ -21,7 +22,7 @@ from typing import Any
 
 from dbos import DBOS
 
-from yunguan.billing import invoices
+from yunguan.billing import jobs
 from yunguan.core.config import Settings, get_settings
 from yunguan.core.db import get_database
 from yunguan.network import ipam
@@ -29,7 +30,7 @@ from yunguan.network.sdn import learning, tables
 from yunguan.notifications import delivery
 from yunguan.quota import service as quota
 from yunguan.scheduler import service as scheduler
-from yunguan.workflows import orders, providers
+from yunguan.workflows import engine, orders, providers
 
 step = DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=1)
 
@@ -82,14 +83,18 @@ def deliver_notifications(scheduled_time: datetime, context: Any) -> int:
 
 
 @step
-def _bill() -> dict[str, int]:
+def _bill() -> tuple[dict[str, int], list[tuple[str, str]]]:
     with get_database().session() as session:
-        return invoices.tick(session)
+        summary, operations = jobs.hourly(session)
+        return summary, [(operation.id, operation.kind) for operation in operations]
 
 
 @DBOS.workflow()
 def bill(scheduled_time: datetime, context: Any) -> dict[str, int]:
-    return _bill()
+    summary, operations = _bill()
+    for operation_id, kind in operations:
+        engine.submit(operation_id, kind)
+    return summary
 
 
 def schedule(settings: Settings) -> None:

@@ -108,6 +108,9 @@ def upgrade() -> None:
             sa.Column("state", sa.String(length=16), nullable=False, server_default="active")
         )
         batch_op.add_column(
+            sa.Column("suspended_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(
             sa.Column("low_alerted_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=True)
         )
 
@@ -132,6 +135,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("billing_accounts", schema=None) as batch_op:
         batch_op.drop_column("low_alerted_at")
+        batch_op.drop_column("suspended_at")
         batch_op.drop_column("state")
         batch_op.drop_column("credit_limit")
 
