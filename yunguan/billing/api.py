@@ -273,6 +273,58 @@ def list_ledger(
     return Page(items=items, next_cursor=cursor)
 
 
+add_collection(
+    router,
+    Collection(
+        "vendor",
+        "/vendors",
+        schemas.VendorOut,
+        schemas.VendorCreate,
+        schemas.VendorUpdate,
+        service.list_vendors,
+        service.create_vendor,
+        service.get_vendor,
+        service.update_vendor,
+        None,
+        filters=("name", "tenant_id"),
+    ),
+)
+
+
+@router.get(
+    "/vendor-statements",
+    response_model=Page[schemas.StatementOut],
+    tags=["vendors"],
+    name="vendor-statement.list",
+)
+def list_statements(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: Pages,
+    vendor_id: Filter = None,
+    period: Filter = None,
+):
+    """A vendor's monthly statements (the platform's, or the vendor's own tenant's)."""
+    rows, cursor = service.list_statements(
+        session, principal, page, vendor_id=vendor_id, period=period
+    )
+    return Page(items=[schemas.StatementOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post(
+    "/vendor-statements",
+    response_model=list[schemas.StatementOut],
+    status_code=201,
+    tags=["vendors"],
+    name="vendor-statement.create",
+    responses=WRITES,
+)
+def settle_vendor(session: DbSession, principal: CurrentPrincipal, body: schemas.StatementCreate):
+    """Settle a vendor's month once it is over: a statement per currency of its lines on
+    the invoices collected in it (409 if settled already)."""
+    return service.settle_vendor(session, principal, body)
+
+
 INVOICE_TAGS = ["invoices"]
 
 

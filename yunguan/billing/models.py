@@ -339,3 +339,51 @@ class Payment(Base):
     method: Mapped[str] = mapped_column(String(32), default="")
     reference: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class Vendor(Timestamps, Base):
+    """A third party whose SaaS or PaaS offerings the platform sells: its products are the
+    ``(meter, price_key)`` pairs its usage is billed under; it is paid what its invoice lines
+    listed at, less the platform's commission, once the customer's invoice is collected."""
+
+    __tablename__ = "vendors"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    """The vendor's own tenant: its administrators read its statements."""
+    tenant_path: Mapped[str] = mapped_column(String(1024), index=True)
+    commission_rate: Mapped[Decimal] = mapped_column(default=Decimal("0.15"))
+    products: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    """``[{"meter": "saas.seats", "price_key": "crm-pro"}, …]``."""
+
+
+class VendorStatement(Base):
+    """What a vendor is owed for a month: its lines of the invoices collected in it."""
+
+    __tablename__ = "vendor_statements"
+    __table_args__ = (UniqueConstraint("vendor_id", "period", "currency"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(ForeignKey("vendors.id"), index=True)
+    tenant_path: Mapped[str] = mapped_column(String(1024), index=True)
+    period: Mapped[str] = mapped_column(String(7))
+    currency: Mapped[str] = mapped_column(String(3))
+    commission_rate: Mapped[Decimal]
+    base: Mapped[Decimal]
+    fee: Mapped[Decimal]
+    payout: Mapped[Decimal]
+    lines: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class VendorStatementLine(Base):
+    """An invoice line settled with a vendor: once, on one statement."""
+
+    __tablename__ = "vendor_statement_lines"
+
+    invoice_line_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    statement_id: Mapped[str] = mapped_column(
+        ForeignKey("vendor_statements.id", ondelete="CASCADE"), index=True
+    )
+    base: Mapped[Decimal]

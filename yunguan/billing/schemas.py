@@ -503,3 +503,51 @@ class LedgerTransactionOut(Output):
     account_id: str | None
     invoice_id: str | None
     at: datetime
+
+
+# --- ISV settlement ---
+
+
+class Product(Input):
+    meter: Scoped
+    price_key: Key = ""
+
+
+class VendorCreate(Input):
+    name: Name
+    tenant_id: Identifier
+    commission_rate: Rate = Decimal("0.15")
+    products: list[Product] = Field(default_factory=list, max_length=100)
+
+
+class VendorUpdate(Input):
+    commission_rate: Rate | None = None
+    products: list[Product] | None = Field(default=None, max_length=100)
+
+
+class VendorOut(Output):
+    id: str
+    name: str
+    tenant_id: str
+    commission_rate: Exact
+    products: list[dict[str, str]]
+    created_at: datetime
+
+
+class StatementCreate(Input):
+    vendor_id: Identifier
+    period: Period
+
+
+class StatementOut(InCurrency):
+    MONEY = ("base", "fee", "payout")
+
+    id: str
+    vendor_id: str
+    period: str
+    commission_rate: Exact
+    base: Amount
+    fee: Amount
+    payout: Amount
+    lines: int
+    created_at: datetime

@@ -13,7 +13,7 @@ from fastapi import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import invoices, metering, pricing, schemas, wallets
+from yunguan.billing import invoices, metering, pricing, schemas, settlement, wallets
 from yunguan.billing.metering import record  # noqa: F401  (the emitters' entry point)
 from yunguan.billing.models import (
     BillingAccount,
@@ -26,6 +26,8 @@ from yunguan.billing.models import (
     PriceBook,
     UsageEvent,
     UsageQuarantine,
+    Vendor,
+    VendorStatement,
 )
 from yunguan.billing.wallets import guard  # noqa: F401  (what may be ordered: 402 if not)
 from yunguan.core.clock import now
@@ -365,3 +367,52 @@ def list_payments(session: Session, principal: Principal, page: PageParams, **fi
 
 def list_ledger(session: Session, principal: Principal, page: PageParams, **filters: Any):
     return list_permitted(session, principal, LedgerTransaction, WRITE, page, **filters)
+
+
+# --- ISV settlement ---
+
+
+def list_vendors(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_visible(session, principal, Vendor, READ, page, **filters)
+
+
+def get_vendor(session: Session, principal: Principal, vendor_id: str) -> Vendor:
+    return get_visible(session, Vendor, vendor_id, principal, READ)
+
+
+def create_vendor(session: Session, principal: Principal, data: schemas.VendorCreate) -> Vendor:
+    require(principal, WRITE)
+    tenant = session.get(Tenant, data.tenant_id)
+    if tenant is None:
+        raise Unprocessable(f"tenant {data.tenant_id} not found", code="unknown-tenant")
+    vendor = Vendor(id=new_id("vnd"), tenant_path=tenant.path, **data.model_dump())
+    session.add(vendor)
+    flush_or_conflict(session, f"a vendor named {data.name!r} exists", "duplicate-name")
+    return vendor
+
+
+def update_vendor(
+    session: Session, principal: Principal, vendor_id: str, data: schemas.VendorUpdate
+) -> Vendor:
+    require(principal, WRITE)
+    vendor = get_vendor(session, principal, vendor_id)
+    apply_changes(vendor, data, skip=("products",))
+    if data.products is not None:
+        vendor.products = [p.model_dump() for p in data.products]
+    return vendor
+
+
+def list_statements(session: Session, principal: Principal, page: PageParams, **filters: Any):
+    return list_visible(session, principal, VendorStatement, READ, page, **filters)
+
+
+def settle_vendor(
+    session: Session, principal: Principal, data: schemas.StatementCreate
+) -> list[VendorStatement]:
+    require(principal, WRITE)
+    vendor = session.scalars(
+        select(Vendor).where(Vendor.id == data.vendor_id).with_for_update()
+    ).one_or_none()
+    if vendor is None:
+        raise NotFound(f"vendor {data.vendor_id} not found")
+    return settlement.settle(session, vendor, data.period)
