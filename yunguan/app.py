@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from yunguan import __version__
 from yunguan.billing.api import router as billing_router
+from yunguan.billing.reports import router as reports_router
 from yunguan.catalog.api import router as catalog_router
 from yunguan.compute.api import router as compute_router
 from yunguan.core import secrets
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, run_workflows: bool = True) 
     app.include_router(catalog_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)
     app.include_router(billing_router, prefix=API_PREFIX)
+    app.include_router(reports_router, prefix=API_PREFIX)
     app.include_router(notifications_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     portal.mount(app)

@@ -108,7 +108,7 @@ def test_prices_usage_and_a_month_billed(run, admin: Api, root_id: str, tmp_path
     assert interval["started_at"].startswith("2026-10-04T16:00:00")
 
     counts = _json(run("billing", "run", "--period", "2026-10", "-o", "json"))
-    assert counts == {"rated": 1, "finalized": 1, "corrected": 0}
+    assert counts == {"rated": 1, "finalized": 1, "corrected": 0, "operations": 0}
     [listed] = _json(run("invoice", "list", "--period", "2026-10", "-o", "json"))
     invoice = _json(run("invoice", "show", listed["id"], "-o", "json"))
     assert invoice["state"] == "finalized"

@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.support.api import Api
 from tests.support.network import port, public_pool, sdn_zone, vpc, vxnet
+from yunguan.billing.models import BillingAccount, Invoice, Vendor
 from yunguan.core import audit
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
@@ -74,6 +76,13 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     ("POST", "/service-instances/{item_id}/change-orders"): lambda ctx: {
         "flavor_id": ctx["flavor"]
     },
+    ("GET", "/billing-accounts/{item_id}"): None,
+    ("POST", "/billing-accounts/{item_id}/actions"): lambda ctx: {
+        "action": "redeem-coupon",
+        "code": "ANY",
+    },
+    ("GET", "/invoices/{item_id}"): None,
+    ("GET", "/vendors/{item_id}"): None,
 }
 # tenant resources of the network: read, rename, delete
 _OWNED = ("vpcs", "vxnets", "ports", "security-groups", "eips", "images", "instances")
@@ -116,7 +125,22 @@ INFRASTRUCTURE |= {("GET", f"/{noun}/{{item_id}}/capacity") for noun in _NOUNS[:
     ("POST", "/sdn/hosts/{item_id}/status"),
     ("POST", "/providers/{item_id}/actions"),
 }
+# billing: prices are read by everyone; what sets prices, discounts, accounts and money is
+# the platform's
+INFRASTRUCTURE |= {
+    (method, f"/{noun}/{{item_id}}")
+    for noun in ("discounts", "coupons")
+    for method in ("GET", "PATCH", "DELETE")
+} | {
+    ("PATCH", "/price-books/{item_id}"),
+    ("DELETE", "/price-books/{item_id}"),
+    ("POST", "/price-books/{item_id}/actions"),
+    ("PATCH", "/billing-accounts/{item_id}"),
+    ("POST", "/invoices/{item_id}/actions"),
+    ("PATCH", "/vendors/{item_id}"),
+}
 INFRASTRUCTURE_ACTIONS = {"quotas": "commit", "providers": "sync", "service-templates": "submit"}
+INFRASTRUCTURE_ACTIONS |= {"price-books": "publish", "invoices": "finalize"}
 INFRASTRUCTURE_BODIES = {
     "/actions": lambda path: {
         "action": next((a for n, a in INFRASTRUCTURE_ACTIONS.items() if n in path), "refresh")
@@ -131,6 +155,7 @@ NOT_TENANT_OWNED = {
     ("GET", "/flavors/{item_id}"),  # sizes every tenant may use
     ("GET", "/categories/{item_id}"),
     ("GET", "/catalog-items/{item_id}"),
+    ("GET", "/price-books/{item_id}"),  # prices every tenant may read
     # a notification is its user's alone, whatever the roles (tests/notifications)
     ("GET", "/notifications/{item_id}"),
     ("POST", "/notifications/{item_id}/actions"),
@@ -218,6 +243,23 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
             state="active",
         )
         session.add_all([b_instance, b_volume, b_snapshot, b_order, b_service])
+        b_account = BillingAccount(id=new_id("ba"), tenant_id=b["id"], tenant_path=b["path"])
+        b_vendor = Vendor(id=new_id("vnd"), name="b", tenant_id=b["id"], tenant_path=b["path"])
+        session.add_all([b_account, b_vendor])
+        session.flush()
+        start = datetime(2027, 3, 1, tzinfo=UTC)
+        b_invoice = Invoice(
+            id=new_id("inv"),
+            account_id=b_account.id,
+            tenant_id=b["id"],
+            tenant_path=b["path"],
+            period="2027-03",
+            period_start=start,
+            period_end=start,
+            currency="CNY",
+            finalize_after=start,
+        )
+        session.add(b_invoice)
         operation = operations.create_operation(
             session,
             kind="tenant.delete",
@@ -254,6 +296,9 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         "approval-policies": b_policy["id"],
         "orders": b_order.id,
         "service-instances": b_service.id,
+        "billing-accounts": b_account.id,
+        "invoices": b_invoice.id,
+        "vendors": b_vendor.id,
         "flavor": flavor.id,
     }
 

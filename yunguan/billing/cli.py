@@ -1,4 +1,4 @@
-"""``yunguan usage-event|price-book|billing-account|invoice|billing …``: the billing commands."""
+"""``yunguan usage-event|price-book|billing-account|invoice|billing|cost``: billing commands."""
 
 import json
 from collections.abc import Iterable, Iterator
@@ -83,7 +83,8 @@ COLUMNS = {
         "unit_price",
         "amount",
     ],
-    "run": ["rated", "finalized", "corrected"],
+    "run": ["rated", "finalized", "corrected", "operations"],
+    "cost": ["period", "currency", "group", "label", "amount"],
 }
 INVOICE_HEADER = [
     *COLUMNS["invoice"][:5],
@@ -112,6 +113,7 @@ COMMANDS = {
     ),
     "invoice": typer.Typer(help="Invoices and credit notes.", no_args_is_help=True),
     "billing": typer.Typer(help="Rating usage into invoices.", no_args_is_help=True),
+    "cost": typer.Typer(help="Cost reports: what the invoices add up to.", no_args_is_help=True),
 }
 usage, book, account = COMMANDS["usage-event"], COMMANDS["price-book"], COMMANDS["billing-account"]
 invoice = COMMANDS["invoice"]
@@ -412,3 +414,24 @@ def billing_run(
     """Rate now instead of at the next hourly run."""
     body = given(period=period) | {"finalize_due": finalize}
     show(Client.from_login().post("/billing-runs", body), COLUMNS["run"], output)
+
+
+@COMMANDS["cost"].command("report")
+def cost_report(
+    group_by: Annotated[
+        str | None, Opt(help="subtree (default), tenant, project, product or resource")
+    ] = None,
+    start: Annotated[str | None, Opt("--from", help="YYYY-MM (default: 5 months before)")] = None,
+    end: Annotated[str | None, Opt("--to", help="YYYY-MM (default: this month)")] = None,
+    tenant_id: Annotated[str | None, Opt(help="only this tenant's subtree")] = None,
+    csv: Annotated[bool, Opt("--csv", help="print CSV")] = False,
+    output: OutputOption = Format.table,
+) -> None:
+    """Cost per month and group, from the invoices you may see (this month's to date)."""
+    client = Client.from_login()
+    params = given(**{"group_by": group_by, "from": start, "to": end, "tenant_id": tenant_id})
+    if csv:
+        answer = client.send("GET", "/cost-reports", params=params, headers={"Accept": "text/csv"})
+        typer.echo(answer.text, nl=False)
+        return
+    show(client.get("/cost-reports", **params)["items"], COLUMNS["cost"], output)

@@ -1,21 +1,22 @@
 """Portal pages of billing: the invoices a principal may see with their cost over time, one
-invoice with its lines (as CSV too) and, for administrators, the price books. Every read
-and change goes through ``billing.service`` as the API's do, so a tenant sees what the API
-shows it."""
+invoice with its lines (as CSV too), cost reports (as CSV too) and, for administrators, the
+price books. Every read and change goes through ``billing.service`` (``billing.reports``) as
+the API's do, so a tenant sees what the API shows it."""
 
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from yunguan.billing import periods, schemas, service
+from yunguan.billing import periods, reports, schemas, service
 from yunguan.billing.money import plain
 from yunguan.core.clock import now
+from yunguan.core.errors import Problem
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal
 from yunguan.web.portal import ALL, money, page, page_principal, panel, submit, templates
@@ -23,7 +24,8 @@ from yunguan.web.portal import ALL, money, page, page_principal, panel, submit, 
 router = APIRouter(include_in_schema=False)
 BOOKS = "/admin/billing/price-books"
 MONTHS, TOP = 12, 10  # the chart's months; the top spenders shown
-SLOT, BAR, TALL = 48, 36, 120  # the chart in px: a month's width, its bar's, the tallest bar
+SLOT, BAR, TALL = 48, 36, 120  # the charts in px: a month's width, its bar's, the tallest bar
+COLOURS = ("#c8102e", "#1f6f8b", "#e8a33d", "#4f8a3c", "#7a4f9a")  # a chart's series, in order
 
 
 def tiers(rows: Iterable[schemas.TierOut]) -> str:
@@ -46,40 +48,58 @@ def _tenant_names(session: Session, principal: Principal) -> dict[str, str]:
     return {t.id: t.name for t in rows}
 
 
-# --- invoices and the cost over time ----------------------------------------------------------
+# --- charts, invoices and the cost over time ---------------------------------------------------
+
+
+class Part(NamedTuple):
+    """One series' share of a month's bar: its top and height in px."""
+
+    label: str
+    amount: Decimal
+    y: int
+    height: int
+    colour: str
 
 
 class Bar(NamedTuple):
-    """One month of the chart; its place and size in px."""
+    """One month of a chart, its series stacked; its place in px."""
 
     period: str
     total: Decimal
     x: int
-    y: int
-    height: int
     middle: int  # of its month's slot: where its label goes
+    parts: list[Part]
 
 
-def _months(last: str) -> list[str]:
-    """The MONTHS months up to ``last`` (YYYY-MM), oldest first."""
-    end = int(last[:4]) * 12 + int(last[5:]) - 1
-    return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(end - MONTHS + 1, end + 1)]
+Series = list[tuple[str, dict[str, Decimal]]]
+"""A chart's series, bottom first (one per colour): a label and its amount per month."""
 
 
-def _bars(totals: dict[str, Decimal], last: str) -> list[Bar]:
-    """A bar per month up to ``last``, the highest total TALL px tall (none shows no bar)."""
-    months = _months(last)
-    top = max(totals.get(m, Decimal(0)) for m in months) or Decimal(1)
+def _px(amount: Decimal, highest: Decimal) -> int:
+    return int((amount / highest * TALL).to_integral_value(ROUND_HALF_UP))
+
+
+def _chart(series: Series, months: list[str]) -> dict[str, Any]:
+    """A bar per month stacking the series' positive amounts (a month with none shows no bar),
+    the highest bar TALL px tall; with the chart's width and legend."""
+    coloured = [(label, a, colour) for (label, a), colour in zip(series, COLOURS, strict=False)]
+    stacks = {
+        month: [(label, a[month], colour) for label, a, colour in coloured if a.get(month, 0) > 0]
+        for month in months
+    }
+    highest = max((sum(a for _, a, _ in s) for s in stacks.values()), default=0) or Decimal(1)
     bars = []
-    for n, month in enumerate(months):
-        total = totals.get(month, Decimal(0))
-        height = int((total / top * TALL).to_integral_value(ROUND_HALF_UP))
-        height = max(height, 1) if total > 0 else 0
+    for n, (month, stack) in enumerate(stacks.items()):
+        parts, stacked, top = [], Decimal(0), 0
+        for label, amount, colour in stack:
+            stacked += amount
+            height = max(_px(stacked, highest), top + 1) - top  # a part shows, if only 1 px
+            top += height
+            parts.append(Part(label, amount, TALL - top, height, colour))
         left = n * SLOT
-        bars.append(
-            Bar(month, total, left + (SLOT - BAR) // 2, TALL - height, height, left + SLOT // 2)
-        )
-    return bars
+        bars.append(Bar(month, stacked, left + (SLOT - BAR) // 2, left + SLOT // 2, parts))
+    legend = [(label, colour) for label, _, colour in coloured if label]
+    return {"bars": bars, "width": SLOT * len(months), "bar": BAR, "tall": TALL, "legend": legend}
 
 
 def _spending(rows: list[schemas.InvoiceOut], tenant_names: dict[str, str]) -> list[dict]:
@@ -101,7 +121,7 @@ def _spending(rows: list[schemas.InvoiceOut], tenant_names: dict[str, str]) -> l
         spending.append(
             {
                 "currency": currency,
-                "bars": _bars(monthly, max(current, latest)),
+                "chart": _chart([("", monthly)], reports.months(max(current, latest), MONTHS)),
                 "latest": latest,
                 "spenders": sorted(by_tenant.items(), key=lambda t: (-t[1], t[0]))[:TOP],
             }
@@ -128,7 +148,6 @@ def _invoices_panel(
         invoices=shown,
         more=more,
         spending=_spending(shown, tenant_names),
-        chart={"width": SLOT * MONTHS, "bar": BAR, "tall": TALL},
         tenant_names=tenant_names,
         error=error,
         notice=notice,
@@ -188,6 +207,94 @@ def invoice_finalize(request: Request, invoice_id: str) -> Response:
         return f"Finalized as {invoice.number}."
 
     return submit(request, _invoice_panel, change)
+
+
+# --- cost reports ------------------------------------------------------------------------------
+
+GROUP_CHOICES = {
+    "subtree": "Tenant subtree",
+    "tenant": "Tenant",
+    "product": "Product",
+    "resource": "Resource",
+}
+
+
+def _report_query(request: Request) -> dict[str, Any]:
+    params = request.query_params
+    return reports.report_query(
+        params.get("group_by"), params.get("from"), params.get("to"), params.get("tenant_id")
+    )
+
+
+def _cost_charts(rows: list[dict[str, Any]], months: list[str]) -> list[dict[str, Any]]:
+    """Per currency (amounts in two never add up), the cost over the months of the groups
+    that cost the most, stacked."""
+    amounts: dict[str, dict[str, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+    labels = {}
+    for row in rows:
+        amounts[row["currency"]][row["group"]][row["period"]] = row["amount"]
+        labels[row["group"]] = row["label"]
+    charts = []
+    for currency, groups in sorted(amounts.items()):
+        total = {group: sum(by_month.values()) for group, by_month in groups.items()}
+        top = sorted((g for g in total if total[g] > 0), key=lambda g: (-total[g], labels[g]))
+        series = [(labels[g], groups[g]) for g in top[: len(COLOURS)]]
+        charts.append({"currency": currency, "chart": _chart(series, months)})
+    return charts
+
+
+def _report(session: Session, principal: Principal, query: dict[str, Any]) -> dict[str, Any]:
+    """The page's rows and charts, and the top spenders of the latest month with a cost."""
+    rows = reports.cost_report(session, principal, **query)
+    latest = max((row["period"] for row in rows), default=query["end_period"])
+    spenders = reports.top_spenders(session, principal, period=latest, tenant_id=query["tenant_id"])
+    months = reports.months_between(query["start_period"], query["end_period"])
+    charts = _cost_charts(rows, months)
+    return {"rows": rows, "charts": charts, "latest": latest, "spenders": spenders}
+
+
+def _reports_panel(request: Request, principal: Principal) -> Response:
+    query = _report_query(request)
+    asked = {
+        "group_by": query["group_by"],
+        "from": query["start_period"],
+        "to": query["end_period"],
+        "tenant_id": query["tenant_id"],
+    }
+    try:
+        with request.app.state.db.session(write=False) as session:
+            report, error, status = _report(session, principal, query), None, 200
+    except Problem as exc:
+        report, error, status = {"rows": [], "charts": []}, exc.detail, exc.status
+    return panel(
+        request,
+        "billing_reports.html",
+        principal,
+        status,
+        query=query,
+        params={name: value for name, value in asked.items() if value},
+        groups=GROUP_CHOICES,
+        error=error,
+        **report,
+    )
+
+
+@router.get("/billing/reports", response_class=HTMLResponse)
+def reports_page(request: Request) -> Response:
+    intro = (
+        "What the invoices add up to per month (this month's draft: the cost to date), by the "
+        "tenants below yours, tenant, product or resource."
+    )
+    return page(request, "Cost reports", _reports_panel, intro)
+
+
+@router.get("/billing/reports.csv")
+def reports_csv(request: Request) -> Response:
+    """The report the page shows, as CSV."""
+    principal = page_principal(request)
+    query = _report_query(request)
+    with request.app.state.db.session(write=False) as session:
+        return reports.csv_response(reports.cost_report(session, principal, **query), query)
 
 
 # --- price books ------------------------------------------------------------------------------

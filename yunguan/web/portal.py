@@ -107,6 +107,7 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
         mine.append({"href": "/approvals", "label": "Approvals"})
     if principal.can("billing:read"):
         mine.append({"href": "/billing", "label": "Billing"})
+        mine.append({"href": "/billing/reports", "label": "Cost reports"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
