@@ -159,17 +159,17 @@ def _tenants(session: Session) -> tuple[dict[str, BillingAccount], dict[str, str
 
 def _segments(
     session: Session,
-    account: BillingAccount,
+    book: str,
     start: datetime,
     end: datetime,
     as_of: datetime,
     cuts: list[datetime],
 ) -> list[Segment]:
     """``[start, min(end, as_of))`` cut where a discount's validity or the book changes."""
-    changes = pricing.changes_within(session, account.price_book, start, end)
+    changes = pricing.changes_within(session, book, start, end)
     moments = sorted({start, *cuts, *changes, end})
     return [
-        Segment(a, min(b, as_of), pricing.in_effect(session, account.price_book, a))
+        Segment(a, min(b, as_of), pricing.in_effect(session, book, a))
         for a, b in pairwise(moments)
         if a < as_of
     ]
@@ -186,10 +186,14 @@ def rate(
     earliest, latest = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
     offers = list(session.scalars(discounts.valid_during(Discount, earliest, latest)))
     runs: dict[str, Rated] = {}
+    known: dict[tuple[str, datetime], list[Segment]] = {}  # accounts alike share segments
     for account in accounts:
         start, end = spans[account.id]
-        cuts = discounts.bounds_within(offers, start, end)
-        segments = _segments(session, account, start, end, as_of, cuts)
+        if (account.price_book, start) not in known:
+            cuts = discounts.bounds_within(offers, start, end)
+            segments = _segments(session, account.price_book, start, end, as_of, cuts)
+            known[(account.price_book, start)] = segments
+        segments = known[(account.price_book, start)]
         runs[account.id] = Rated(account, period, start, end, segments, paths)
     rows = [
         {
@@ -367,6 +371,14 @@ def _price(
     )
 
 
+def _applied(run: Rated, row: Any, offers: list[Discount], paths: dict[str, str]) -> list[Discount]:
+    """The overrides and percentages that apply to a row (one segment of a line)."""
+    segment = run.segments[row.seg]
+    currency = run.account.currency
+    scope = discounts.Scope(paths.get(row.tenant_id, ""), row.meter, row.price_key, currency)
+    return discounts.line_discounts(offers, scope, segment.start, segment.end)
+
+
 def _line(
     run: Rated,
     rows: list[tuple[Any, Decimal, PriceItem | None]],
@@ -385,17 +397,15 @@ def _line(
     applied_ids: list[str] = []
     with localcontext(EXACT):
         for row, amount, row_item in priced:
-            segment = run.segments[row.seg]
-            scope = discounts.Scope(
-                paths.get(row.tenant_id, ""), row.meter, row.price_key, currency
-            )
-            applied = discounts.line_discounts(offers, scope, segment.start, segment.end)
             share = amount / total if tiered and total else Decimal(1)
             measured = pricing.Usage(total if tiered else amount, month_seconds)
-            listed += pricing.cost(row_item, measured) * share
-            charged += discounts.net(
-                pricing.cost(discounts.overridden(row_item, applied), measured) * share, applied
-            )
+            cost = pricing.cost(row_item, measured) * share
+            listed += cost
+            applied = _applied(run, row, offers, paths) if offers else []
+            priced_item = discounts.overridden(row_item, applied)
+            if priced_item is not row_item:
+                cost = pricing.cost(priced_item, measured) * share
+            charged += discounts.net(cost, applied)
             applied_ids += [d.id for d in applied if d.id not in applied_ids]
     tenants = {row.tenant_id for row, _, _ in rows}
     line = Line(
