@@ -33,7 +33,7 @@ bench: test-deps
 	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.sdn
 	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.provision
 	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.dataplane
-	$(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.billing
+	for case in ingest rate month_end; do BENCH_CASES=$$case $(BIN)/python -m tests.support.pgcluster --durable -- $(BIN)/python -m bench.billing || exit 1; done
 
 
 

@@ -11,7 +11,8 @@ durable throw-away cluster). Three figures, each on its own database:
   after the grace period rates the month a last time and finalizes every invoice (numbered,
   frozen, booked in the ledger, settled from the charges or the wallets).
 
-Prints JSON lines and appends to docs/benchmarks.md.
+Prints JSON lines and appends to docs/benchmarks.md. ``BENCH_CASES`` picks the figures
+(``make bench`` measures each on a cluster of its own, so one's data does not slow the next).
 """
 
 import json
@@ -143,11 +144,18 @@ def ingest(url: str) -> dict:
 
 
 def load(db, events: list[dict]) -> None:
+    """Record ``events``, then let PostgreSQL settle (vacuumed, analysed, checkpointed), so
+    what is timed next is the steady state, not the load's aftermath."""
+    from sqlalchemy import text
+
     from yunguan.billing import metering
 
     for start in range(0, len(events), 50_000):
         with db.session() as session:
             metering.ingest(session, events[start : start + 50_000])
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+        conn.execute(text("CHECKPOINT"))
 
 
 def rate(url: str) -> dict:
