@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import discounts, periods, rating, wallets
+from yunguan.billing import discounts, ledger, periods, rating, wallets
 from yunguan.billing.models import BillingAccount, Invoice, InvoiceCounter, InvoiceLine, UsageEvent
 from yunguan.billing.money import round_minor
 from yunguan.core.clock import now
@@ -232,9 +232,11 @@ def _finalize(session: Session, invoice_ids: list[str], strict: bool = False) ->
     for period, group in sorted(by_period.items()):
         rate_period(session, period, [accounts[invoice.account_id] for invoice in group])
         numbers = _numbers(session, f"INV-{period.replace('-', '')}", len(group))
-        for invoice, number in zip(group, numbers, strict=True):
-            invoice.state, invoice.finalized_at, invoice.number = "finalized", at, number
-            wallets.settle(session, accounts[invoice.account_id], invoice)
+        # one invoice per account and month: no posting of the month reads another's
+        with ledger.deferred(session):
+            for invoice, number in zip(group, numbers, strict=True):
+                invoice.state, invoice.finalized_at, invoice.number = "finalized", at, number
+                wallets.settle(session, accounts[invoice.account_id], invoice)
     return drafts
 
 

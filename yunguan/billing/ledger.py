@@ -9,6 +9,8 @@ ahead of the invoice). The platform's (``owner_id`` "platform"): ``revenue``,
 """
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from yunguan.billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from yunguan.core.clock import now
-from yunguan.core.db import insert_into
+from yunguan.core.db import bulk_insert, chunked, insert_into
 from yunguan.core.ids import new_id
 
 PLATFORM = "platform"
@@ -34,13 +36,14 @@ def post(
     account_id: str | None = None,
     tenant_path: str = "",
     invoice_id: str | None = None,
-) -> bool:
+) -> None:
     """Post ``entries`` as one transaction, unless ``reference`` was posted already or
-    nothing moves (then nothing happens: False). Zero entries are left out. ValueError if
-    they do not balance: that is a bug, not bad input."""
+    nothing moves (then nothing happens). Zero entries are left out. ValueError if they do
+    not balance: that is a bug, not bad input. Inside ``deferred`` the posting waits for the
+    batch."""
     entries = [entry for entry in entries if entry[3]]
     if not entries:
-        return False
+        return
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for _, _, currency, amount in entries:
         totals[currency] += amount
@@ -55,18 +58,54 @@ def post(
         "invoice_id": invoice_id,
         "at": now(),
     }
-    statement = insert_into(session, LedgerTransaction).values(row).on_conflict_do_nothing()
-    if session.scalar(statement.returning(LedgerTransaction.id)) is None:
-        return False
-    accounts = _accounts(session, {(owner, code, currency) for owner, code, currency, _ in entries})
-    for owner, code, currency, amount in entries:
-        account = accounts[(owner, code, currency)]
-        session.add(
-            LedgerEntry(transaction_id=row["id"], ledger_account_id=account.id, amount=amount)
-        )
-        account.balance += amount
+    batch = session.info.get(_BATCH)
+    if batch is not None:
+        batch.setdefault(reference, (row, entries))
+    else:
+        _post_all(session, {reference: (row, entries)})
+
+
+_BATCH = "ledger_batch"
+
+
+@contextmanager
+def deferred(session: Session) -> Iterator[None]:
+    """Post what is posted inside in one go at the end (a few statements for thousands of
+    transactions). Reads inside do not see it: only for postings that do not read each
+    other's effects, such as one invoice per account at month end."""
+    session.info[_BATCH] = {}
+    try:
+        yield
+        _post_all(session, session.info[_BATCH])
+    finally:
+        session.info.pop(_BATCH, None)
+
+
+def _post_all(session: Session, postings: dict[str, tuple[dict, list[Entry]]]) -> None:
+    if not postings:
+        return
+    statement = insert_into(session, LedgerTransaction).on_conflict_do_nothing()
+    rows = [row for row, _ in postings.values()]
+    new = set(session.scalars(statement.returning(LedgerTransaction.reference), rows))
+    posted = [(row["id"], entries) for ref, (row, entries) in postings.items() if ref in new]
+    keys = {(owner, code, cur) for _, entries in posted for owner, code, cur, _ in entries}
+    accounts = _accounts(session, keys)
+    lines, moved = [], defaultdict(Decimal)
+    for transaction_id, entries in posted:
+        for owner, code, currency, amount in entries:
+            account = accounts[(owner, code, currency)]
+            lines.append(
+                {
+                    "transaction_id": transaction_id,
+                    "ledger_account_id": account.id,
+                    "amount": amount,
+                }
+            )
+            moved[account.id] += amount
+    bulk_insert(session, LedgerEntry, lines)
+    for account in accounts.values():
+        account.balance += moved[account.id]
     session.flush()
-    return True
 
 
 def _accounts(
@@ -80,15 +119,16 @@ def _accounts(
         for o, c, cur in sorted(keys)
     ]
     session.execute(insert_into(session, LedgerAccount).on_conflict_do_nothing(), rows)
-    owners = {owner for owner, _, _ in keys}
-    stmt = (
-        select(LedgerAccount)
-        .where(LedgerAccount.owner_id.in_(owners))
-        .order_by(LedgerAccount.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    found = {(a.owner_id, a.code, a.currency): a for a in session.scalars(stmt)}
+    found = {}
+    for owners in chunked(sorted({owner for owner, _, _ in keys})):
+        stmt = (
+            select(LedgerAccount)
+            .where(LedgerAccount.owner_id.in_(owners))
+            .order_by(LedgerAccount.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        found.update({(a.owner_id, a.code, a.currency): a for a in session.scalars(stmt)})
     return {key: found[key] for key in keys}
 
 

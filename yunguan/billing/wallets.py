@@ -43,8 +43,8 @@ def _entries(account: BillingAccount, *moves: tuple[str, str, Decimal]) -> list[
 
 def _post(
     session: Session, account: BillingAccount, reference: str, kind: str, *moves, invoice_id=None
-) -> bool:
-    return ledger.post(
+) -> None:
+    ledger.post(
         session,
         reference,
         kind,
