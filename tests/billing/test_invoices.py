@@ -170,3 +170,24 @@ def test_tenants_see_only_their_own_bills(biller: Api, root_id: str):
     csv = boss.get(f"/invoices/{invoice['id']}", headers={"Accept": "text/csv"})
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[-1] == "total" + "," * 11 + invoice["total"]
+
+
+def test_a_month_is_finalized_only_once_it_is_over(biller: Api, root_id: str):
+    tenant, acct = setup(biller, root_id)
+    send(biller, [event(tenant["id"], "i-vm1", "start", "2027-05-01T00:00:00Z")])
+    may = bill(biller, acct["id"], "2027-05")  # the clock stands on 2027-05-10
+    early = biller.post(f"/invoices/{may['id']}/actions", {"action": "finalize"})
+    assert early.status_code == 409 and early.json()["code"] == "period-open"
+
+
+def test_a_flat_price_is_charged_once_a_month_whatever_cuts_the_month(biller: Api, root_id: str):
+    tenant = biller.tenant(root_id, "Acme")
+    monthly = {"meter": "eip.allocated", "model": "flat", "unit_price": "20.00"}
+    book(biller, "list", [monthly])
+    acct = account(biller, tenant["id"])
+    other = biller.tenant(root_id, "Other")["id"]  # its discount cuts every account's month
+    cut = {"kind": "percent", "percent": "50", "tenant_id": other}
+    biller.ok(biller.post("/discounts", {**cut, "valid_from": "2027-03-15T00:00:00Z"}), 201)
+    eip = {"meter": "eip.allocated", "resource_type": "eip"}
+    send(biller, [event(tenant["id"], "eip-a", "start", "2027-03-02T00:00:00Z", **eip)])
+    assert amounts(bill(biller, acct["id"], "2027-03")) == ["20.00"]

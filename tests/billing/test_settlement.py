@@ -96,4 +96,11 @@ def test_a_vendor_is_paid_its_list_price_less_commission_once(biller: Api, root_
     assert [s["id"] for s in own.ok(own.get("/vendor-statements"))["items"]] == [statement["id"]]
     customer = biller.as_user(acme["id"], "boss", ["tenant-admin"])
     assert customer.ok(customer.get("/vendor-statements"))["items"] == []
-    assert customer.post("/vendors", {"name": "Mine", "tenant_id": acme["id"]}).status_code == 403
+    mine = {"name": "Mine", "tenant_id": acme["id"], "products": [{"meter": "saas.seats"}]}
+    assert customer.post("/vendors", mine).status_code == 403
+
+
+def test_a_vendor_sells_something(biller: Api, root_id: str):
+    crm = biller.tenant(root_id, "CRM Corp")
+    answer = biller.post("/vendors", {"name": "CRM Corp", "tenant_id": crm["id"]})
+    assert answer.status_code == 422  # with no products it would be owed every line

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from yunguan.billing import discounts, ledger, periods, rating, wallets
@@ -29,6 +29,23 @@ CORRECTION_WINDOW = timedelta(days=92)
 """How long after its period a finalized invoice is still corrected by late usage."""
 
 
+BILLING_LOCK = 7_146_100
+"""One billing run at a time (PostgreSQL; SQLite serialises every writer): two runs rating
+the same draft at once would each write its lines."""
+
+
+def serialise(session: Session) -> None:
+    """Wait for any other billing run to commit (held until this transaction ends)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BILLING_LOCK})
+
+
+def lock(session: Session, invoice_id: str) -> Invoice:
+    """The invoice, locked and read afresh (a payment or a finalize waits for the other)."""
+    stmt = select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one()
+
+
 def _last_seq(session: Session) -> int:
     return session.scalar(select(func.max(UsageEvent.seq))) or 0
 
@@ -39,6 +56,7 @@ def rate_period(
     """Rate ``period`` for ``accounts`` into their drafts (made when there is something to
     bill); an account whose invoice of the period is finalized is left alone."""
     as_of = as_of or now()
+    serialise(session)
     seq = _last_seq(session)
     existing = {
         inv.account_id: inv
@@ -210,6 +228,7 @@ def finalize_due(session: Session, at: datetime, chunk: int = 1000) -> int:
 def _finalize(session: Session, invoice_ids: list[str], strict: bool = False) -> list[Invoice]:
     """Lock the invoices, rate the drafts among them a last time (one rating per month),
     then number and freeze them. ``strict``: an invoice already final is a conflict."""
+    serialise(session)
     locked = session.scalars(
         select(Invoice)
         .where(Invoice.id.in_(invoice_ids))
@@ -249,6 +268,7 @@ def correct(
     """Correct a finalized invoice for usage of its period recorded since it was rated: the
     correction lines made (none if nothing changed, so running it again changes nothing).
     ``owner``: each tenant's account, when the caller has it already."""
+    serialise(session)
     account = session.get(BillingAccount, invoice.account_id)
     owner = owner if owner is not None else rating.account_of_tenants(session)
     tenants = [t for t, a in owner.items() if a.id == account.id]
@@ -278,7 +298,8 @@ def correct(
         difference = (fresh[key].amount if key in fresh else Decimal(0)) - billed[key]
         if difference:
             line = fresh.get(key) or described[key]
-            line.detail = {**line.detail, "period": invoice.period, "billed": str(billed[key])}
+            kept = {k: v for k, v in line.detail.items() if k not in ("list", "discounts")}
+            line.detail = {**kept, "period": invoice.period, "billed": str(billed[key])}
             line.amount = line.exact = difference
             (more if difference > 0 else less).append(line)
     invoice.rated_seq = latest

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import enforcement, invoices
+from yunguan.billing import enforcement, invoices, wallets
 from yunguan.billing.models import BillingAccount
 from yunguan.billing.schemas import BillingRun
 from yunguan.billing.service import WRITE
@@ -30,6 +30,9 @@ def hourly(session: Session, at: datetime | None = None) -> tuple[dict[str, int]
     )
     operations: list[Operation] = []
     for account in session.scalars(suspended.order_by(BillingAccount.id)):
+        wallets.restore(session, account)  # money may have come back another way
+        if account.state != "suspended":
+            continue
         past = account.suspended_at is not None and account.suspended_at + retention <= at
         operations += (enforcement.release if past else enforcement.stop)(session, account)
     summary["operations"] = len(operations)

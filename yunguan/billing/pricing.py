@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from yunguan.billing.models import PriceBook, PriceItem
 from yunguan.billing.money import EXACT
 from yunguan.core.clock import now
+from yunguan.core.db import flush_or_conflict
 from yunguan.core.errors import Conflict, NotFound
 from yunguan.core.ids import new_id
 
@@ -154,6 +155,9 @@ def create_book(
         description=description,
     )
     session.add(book)
+    flush_or_conflict(
+        session, f"price book {name} v{book.version} was just made", "concurrent-update"
+    )
     set_items(session, book, items)
     return book
 

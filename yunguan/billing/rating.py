@@ -392,13 +392,15 @@ def _line(
     priced = [(row, amount, item) for row, amount, item in rows if item is not None]
     item = priced[-1][2] if priced else None
     tiered = item is not None and item.model in TIERED
+    # a tiered or flat price is of the line's whole quantity, shared out over its rows
+    whole = item is not None and item.model in (*TIERED, "flat")
     total = sum((amount for _, amount, _ in rows), Decimal(0))
     listed = charged = Decimal(0)
     applied_ids: list[str] = []
     with localcontext(EXACT):
         for row, amount, row_item in priced:
-            share = amount / total if tiered and total else Decimal(1)
-            measured = pricing.Usage(total if tiered else amount, month_seconds)
+            share = amount / total if whole and total else Decimal(1)
+            measured = pricing.Usage(total if whole else amount, month_seconds)
             cost = pricing.cost(row_item, measured) * share
             listed += cost
             applied = _applied(run, row, offers, paths) if offers else []

@@ -517,12 +517,12 @@ class VendorCreate(Input):
     name: Name
     tenant_id: Identifier
     commission_rate: Rate = Decimal("0.15")
-    products: list[Product] = Field(default_factory=list, max_length=100)
+    products: list[Product] = Field(min_length=1, max_length=100)
 
 
 class VendorUpdate(Input):
     commission_rate: Rate | None = None
-    products: list[Product] | None = Field(default=None, max_length=100)
+    products: list[Product] | None = Field(default=None, min_length=1, max_length=100)
 
 
 class VendorOut(Output):

@@ -206,8 +206,11 @@ def act_on_invoice(
     require(principal, WRITE)
     invoice = get_invoice(session, principal, invoice_id)
     if data.action == "finalize":
+        if invoice.period_end > now():
+            raise Conflict(f"{invoice.period} is not over yet", code="period-open")
         return invoices.finalize(session, invoice)
     if data.action == "pay":
+        invoice = invoices.lock(session, invoice.id)
         account = session.get(BillingAccount, invoice.account_id)
         wallets.receive(
             session, account, "payment", data.amount, data.reference, data.method, invoice

@@ -44,6 +44,8 @@ def settle(session: Session, vendor: Vendor, period: str) -> list[VendorStatemen
     )
     if session.scalars(taken).first() is not None:
         raise Conflict(f"{vendor.name} is settled for {period}", code="already-settled")
+    if not vendor.products:
+        return []
     products = or_(
         *(
             and_(InvoiceLine.meter == p["meter"], InvoiceLine.price_key == p["price_key"])
@@ -56,6 +58,9 @@ def settle(session: Session, vendor: Vendor, period: str) -> list[VendorStatemen
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(
             products,
+            InvoiceLine.kind.in_(
+                ("usage", "adjustment", "credit")
+            ),  # not the platform's promotions
             Invoice.state == "finalized",
             Invoice.paid_at >= start,
             Invoice.paid_at < end,

@@ -152,6 +152,8 @@ def charge(session: Session, account: BillingAccount, invoice: Invoice) -> Decim
         ("", "prepaid_clearing", -delta),
         invoice_id=invoice.id,
     )
+    if delta < 0:  # given back
+        restore(session, account)
     return invoice.total
 
 
@@ -181,6 +183,7 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
             invoice_id=invoice.id,
         )
         invoice.amount_due = Decimal(0)
+        restore(session, account)
     elif account.mode == "prepaid":
         paid = charge(session, account, invoice)
         _post(

@@ -309,6 +309,8 @@ def request_action(
     if action in CHANGES:
         return _request_change(session, principal, instance_id, action, flavor_id)
     instance = _locked(session, principal, instance_id)
+    if action == "start":
+        billing.guard(session, instance.tenant_id)
     start_state, busy_state = ACTIONS[action]
     if instance.state != start_state:
         raise Conflict(

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from yunguan.billing import service as billing
 from yunguan.core import audit
 from yunguan.core.clock import add_months, now
 from yunguan.core.config import get_settings
@@ -188,6 +189,8 @@ def act(
     operations: list[Operation] = []
     if data.action in ("start", "stop"):
         _require_state(service, ("active",), data.action)
+        if data.action == "start":
+            billing.guard(session, service.tenant_id)
         operations = provisioning.power(session, service, data.action)
     elif data.action == "renew":
         operations = _renew(session, service, subscription, data.months or 0)
