@@ -134,6 +134,7 @@ def _wipe(db: Database, keep_user: str) -> None:
             billing.CouponRedemption,
             billing.Coupon,
             billing.Discount,
+            billing.PlanSubscription,
             billing.BillingAccount,
             billing.PriceItem,
             billing.PriceBook,

@@ -1,6 +1,8 @@
 """An invoice's life: a draft rated again as usage arrives, finalized once its grace period
 is over, never changed after; late usage becomes an adjustment or a credit note."""
 
+from decimal import Decimal
+
 from tests.billing.conftest import account, amounts, bill, book, event, send
 from tests.support.api import Api
 
@@ -104,6 +106,14 @@ def test_an_administrator_credits_at_most_what_was_billed(biller: Api, root_id: 
     too_much = biller.post(f"/invoices/{march['id']}/actions", {**credit, "amount": "6.01"})
     assert too_much.status_code == 409 and "6.00" in too_much.json()["detail"]
     assert biller.post(f"/invoices/{march['id']}/actions", {"action": "credit"}).status_code == 422
+    # the note pays what was still due on the invoice first: nothing goes back to the wallet
+    march = biller.ok(biller.get(f"/invoices/{march['id']}"))
+    assert (march["total"], march["amount_due"], march["paid_at"]) == ("10.60", "6.36", None)
+    biller.ok(biller.post(f"/invoices/{march['id']}/actions", {**credit, "amount": "6.00"}))
+    march = biller.ok(biller.get(f"/invoices/{march['id']}"))
+    assert march["amount_due"] == "0.00" and march["paid_at"] is not None
+    [held] = biller.ok(biller.get("/wallets", params={"tenant_id": tenant["id"]}))["items"]
+    assert Decimal(held["cash"]) == 0
 
 
 def test_a_minimum_is_charged_per_start(biller: Api, root_id: str):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.support.api import Api
 from tests.support.network import port, public_pool, sdn_zone, vpc, vxnet
-from yunguan.billing.models import BillingAccount, Invoice, Vendor
+from yunguan.billing.models import BillingAccount, Invoice, PlanSubscription, Vendor
 from yunguan.core import audit
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
@@ -83,6 +83,9 @@ MEMBER_ROUTES: dict[tuple[str, str], Callable[[dict], dict[str, Any]] | None] = 
     },
     ("GET", "/invoices/{item_id}"): None,
     ("GET", "/vendors/{item_id}"): None,
+    ("GET", "/plan-subscriptions/{item_id}"): None,
+    ("PATCH", "/plan-subscriptions/{item_id}"): lambda ctx: {"quantity": 2},
+    ("DELETE", "/plan-subscriptions/{item_id}"): None,
 }
 # tenant resources of the network: read, rename, delete
 _OWNED = ("vpcs", "vxnets", "ports", "security-groups", "eips", "images", "instances")
@@ -245,7 +248,14 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         session.add_all([b_instance, b_volume, b_snapshot, b_order, b_service])
         b_account = BillingAccount(id=new_id("ba"), tenant_id=b["id"], tenant_path=b["path"])
         b_vendor = Vendor(id=new_id("vnd"), name="b", tenant_id=b["id"], tenant_path=b["path"])
-        session.add_all([b_account, b_vendor])
+        b_plan = PlanSubscription(
+            id=new_id("psub"),
+            tenant_id=b["id"],
+            tenant_path=b["path"],
+            plan="basic",
+            started_at=datetime(2027, 3, 1, tzinfo=UTC),
+        )
+        session.add_all([b_account, b_vendor, b_plan])
         session.flush()
         start = datetime(2027, 3, 1, tzinfo=UTC)
         b_invoice = Invoice(
@@ -299,6 +309,7 @@ def two_tenants(admin: Api, root_id: str, db) -> dict[str, Any]:
         "billing-accounts": b_account.id,
         "invoices": b_invoice.id,
         "vendors": b_vendor.id,
+        "plan-subscriptions": b_plan.id,
         "flavor": flavor.id,
     }
 

@@ -9,7 +9,7 @@ from yunguan.billing import jobs, schemas, service
 from yunguan.core.api import Filter, ResourceId, problem_responses
 from yunguan.core.deps import DbSession, get_db
 from yunguan.core.pagination import Page, Pages
-from yunguan.identity.crud import Collection, add_collection
+from yunguan.identity.crud import Collection, add_collection, add_listing
 from yunguan.identity.deps import CurrentPrincipal
 from yunguan.workflows import engine
 
@@ -17,24 +17,14 @@ router = APIRouter(responses=problem_responses(400, 401, 403, 404, 422))
 WRITES = problem_responses(409)
 
 
-@router.get(
+add_listing(
+    router,
+    "usage-event",
     "/usage-events",
-    response_model=Page[schemas.UsageEventOut],
-    tags=["usage-events"],
-    name="usage-event.list",
+    schemas.UsageEventOut,
+    service.list_usage_events,
+    ("tenant_id", "resource_id", "meter"),
 )
-def list_usage_events(
-    session: DbSession,
-    principal: CurrentPrincipal,
-    page: Pages,
-    tenant_id: Filter = None,
-    resource_id: Filter = None,
-    meter: Filter = None,
-):
-    rows, cursor = service.list_usage_events(
-        session, principal, page, tenant_id=tenant_id, resource_id=resource_id, meter=meter
-    )
-    return Page(items=[schemas.UsageEventOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.post(
@@ -49,17 +39,15 @@ def ingest_usage_events(session: DbSession, principal: CurrentPrincipal, body: s
     return service.ingest(session, principal, body)
 
 
-@router.get(
+add_listing(
+    router,
+    "usage-quarantine",
     "/usage-quarantine",
-    response_model=Page[schemas.QuarantineOut],
-    tags=["usage-events"],
-    name="usage-quarantine.list",
+    schemas.QuarantineOut,
+    service.list_quarantine,
+    ("source",),
+    tag="usage-events",
 )
-def list_quarantine(
-    session: DbSession, principal: CurrentPrincipal, page: Pages, source: Filter = None
-):
-    rows, cursor = service.list_quarantine(session, principal, page, source=source)
-    return Page(items=[schemas.QuarantineOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.get(
@@ -204,6 +192,19 @@ for collection in (
         service.delete_coupon,
         filters=("code",),
     ),
+    Collection(
+        "plan-subscription",
+        "/plan-subscriptions",
+        schemas.PlanSubscriptionOut,
+        schemas.PlanSubscriptionCreate,
+        schemas.PlanSubscriptionUpdate,
+        service.list_plan_subscriptions,
+        service.create_plan_subscription,
+        service.get_plan_subscription,
+        service.update_plan_subscription,
+        service.end_plan_subscription,
+        filters=("tenant_id", "plan", "state"),
+    ),
 ):
     add_collection(router, collection)
 
@@ -237,40 +238,16 @@ def list_wallets(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.get(
-    "/payments", response_model=Page[schemas.PaymentOut], tags=["wallets"], name="payment.list"
-)
-def list_payments(
-    session: DbSession,
-    principal: CurrentPrincipal,
-    page: Pages,
-    account_id: Filter = None,
-    invoice_id: Filter = None,
+for noun, path, out, lister in (
+    ("payment", "/payments", schemas.PaymentOut, service.list_payments),
+    (
+        "ledger-transaction",
+        "/ledger-transactions",
+        schemas.LedgerTransactionOut,
+        service.list_ledger,
+    ),
 ):
-    rows, cursor = service.list_payments(
-        session, principal, page, account_id=account_id, invoice_id=invoice_id
-    )
-    return Page(items=[schemas.PaymentOut.model_validate(r) for r in rows], next_cursor=cursor)
-
-
-@router.get(
-    "/ledger-transactions",
-    response_model=Page[schemas.LedgerTransactionOut],
-    tags=["wallets"],
-    name="ledger-transaction.list",
-)
-def list_ledger(
-    session: DbSession,
-    principal: CurrentPrincipal,
-    page: Pages,
-    account_id: Filter = None,
-    invoice_id: Filter = None,
-):
-    rows, cursor = service.list_ledger(
-        session, principal, page, account_id=account_id, invoice_id=invoice_id
-    )
-    items = [schemas.LedgerTransactionOut.model_validate(r) for r in rows]
-    return Page(items=items, next_cursor=cursor)
+    add_listing(router, noun, path, out, lister, ("account_id", "invoice_id"), tag="wallets")
 
 
 add_collection(
@@ -291,24 +268,15 @@ add_collection(
 )
 
 
-@router.get(
+add_listing(
+    router,
+    "vendor-statement",
     "/vendor-statements",
-    response_model=Page[schemas.StatementOut],
-    tags=["vendors"],
-    name="vendor-statement.list",
+    schemas.StatementOut,
+    service.list_statements,
+    ("vendor_id", "period"),
+    tag="vendors",
 )
-def list_statements(
-    session: DbSession,
-    principal: CurrentPrincipal,
-    page: Pages,
-    vendor_id: Filter = None,
-    period: Filter = None,
-):
-    """A vendor's monthly statements (the platform's, or the vendor's own tenant's)."""
-    rows, cursor = service.list_statements(
-        session, principal, page, vendor_id=vendor_id, period=period
-    )
-    return Page(items=[schemas.StatementOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""``yunguan usage-event|price-book|billing-account|invoice|billing|cost``: billing commands."""
+"""``yunguan usage-event|price-book|billing-account|invoice|billing|cost|discount|coupon|wallet|
+payment|ledger|vendor``: billing commands."""
 
 import json
 from collections.abc import Iterable, Iterator
@@ -21,8 +22,22 @@ InvoiceId = Annotated[str, typer.Argument(help="invoice id")]
 Items = Annotated[Path, Opt("--file", metavar="FILE", help="YAML or JSON: a list of price items")]
 TaxRate = Annotated[Decimal | None, Opt(help="e.g. 0.06")]
 GraceHours = Annotated[int | None, Opt(help="hours after the month before it is finalized")]
+AccountId = Annotated[str, typer.Argument(help="billing account id")]
+Money = Annotated[Decimal, Opt(help="e.g. 10.00")]
+Reference = Annotated[
+    str, Opt(help="the bank's or gateway's: money is recorded once per reference")
+]
+Method = Annotated[str | None, Opt(help="e.g. transfer or alipay")]
+ValidFrom = Annotated[str, Opt(help="ISO time with its zone")]
+ValidUntil = Annotated[str | None, Opt(help="ISO time with its zone (default: no end)")]
+Description = Annotated[str | None, Opt()]
+Currency = Annotated[str | None, Opt(help="CNY (default), USD, EUR, HKD, JPY or KRW")]
+Percent = Annotated[Decimal | None, Opt(help="percent off, e.g. 10")]
+MaxRedemptions = Annotated[int | None, Opt(help="how many accounts may redeem it")]
+CommissionRate = Annotated[Decimal | None, Opt(help="the platform's share, e.g. 0.15")]
 
 COLUMNS = {
+    "plan-subscription": ["id", "tenant_id", "plan", "quantity", "state", "started_at", "ended_at"],
     "usage-event": [
         "occurred_at",
         "source",
@@ -83,6 +98,58 @@ COLUMNS = {
         "unit_price",
         "amount",
     ],
+    "discount": [
+        "id",
+        "kind",
+        "tenant_id",
+        "meter",
+        "price_key",
+        "percent",
+        "amount",
+        "unit_price",
+        "currency",
+        "valid_from",
+        "valid_until",
+        "description",
+    ],
+    "coupon": [
+        "id",
+        "code",
+        "kind",
+        "percent",
+        "amount",
+        "currency",
+        "meter",
+        "valid_from",
+        "valid_until",
+        "max_redemptions",
+        "description",
+    ],
+    "wallet": ["account_id", "tenant_id", "mode", "state", "currency", "cash", "credit", "balance"],
+    "payment": [
+        "id",
+        "created_at",
+        "account_id",
+        "invoice_id",
+        "kind",
+        "amount",
+        "currency",
+        "method",
+        "reference",
+    ],
+    "ledger": ["id", "at", "kind", "reference", "account_id", "invoice_id"],
+    "vendor": ["id", "name", "tenant_id", "commission_rate", "products", "created_at"],
+    "statement": [
+        "id",
+        "vendor_id",
+        "period",
+        "currency",
+        "commission_rate",
+        "base",
+        "fee",
+        "payout",
+        "lines",
+    ],
     "run": ["rated", "finalized", "corrected", "operations"],
     "cost": ["period", "currency", "group", "label", "amount"],
 }
@@ -114,9 +181,50 @@ COMMANDS = {
     "invoice": typer.Typer(help="Invoices and credit notes.", no_args_is_help=True),
     "billing": typer.Typer(help="Rating usage into invoices.", no_args_is_help=True),
     "cost": typer.Typer(help="Cost reports: what the invoices add up to.", no_args_is_help=True),
+    "discount": noun_app(
+        "/discounts",
+        COLUMNS["discount"],
+        "Discounts: a percentage off, a fixed amount off or an overriding price, per tenant "
+        "subtree, meter and price key, while valid.",
+        ("kind", "tenant_id", "meter"),
+    ),
+    "coupon": noun_app(
+        "/coupons",
+        COLUMNS["coupon"],
+        "Coupons: codes a billing account redeems for a percentage or an amount off.",
+        ("code",),
+    ),
+    "wallet": typer.Typer(
+        help="Wallets: each billing account's cash and granted credit.", no_args_is_help=True
+    ),
+    "payment": typer.Typer(
+        help="Payments: top-ups, grants and invoice payments, each recorded once.",
+        no_args_is_help=True,
+    ),
+    "ledger": typer.Typer(
+        help="The ledger: every movement of money, a balanced transaction (the platform's).",
+        no_args_is_help=True,
+    ),
+    "plan-subscription": noun_app(
+        "/plan-subscriptions",
+        COLUMNS["plan-subscription"],
+        "Plan subscriptions: a tenant's plans (and packages), billed by the hour or by the"
+        " month prorated by days.",
+        ("tenant_id", "plan", "state"),
+        deletes=False,
+    ),
+    "vendor": noun_app(
+        "/vendors",
+        COLUMNS["vendor"],
+        "Vendors (ISVs): the products they sell on the platform and their monthly statements.",
+        ("name", "tenant_id"),
+        deletes=False,
+    ),
 }
 usage, book, account = COMMANDS["usage-event"], COMMANDS["price-book"], COMMANDS["billing-account"]
-invoice = COMMANDS["invoice"]
+invoice, discount, coupon, vendor = (
+    COMMANDS[n] for n in ("invoice", "discount", "coupon", "vendor")
+)
 
 
 class _ExactLoader(yaml.SafeLoader):
@@ -163,6 +271,15 @@ def _with_rows(
         return
     show([{"field": c, "value": answer[c]} for c in columns], ["field", "value"], output)
     show(rows, row_columns, output)
+
+
+def _send(ctx: typer.Context, method: str, path: str, noun: str, **changed: Any) -> None:
+    """Send a command's options as the body (all it was given but --output; ``changed``
+    replaces some, None drops one) and show the answer. Its arguments are in ``path``."""
+    names = {p.name for p in ctx.command.params if p.param_type_name == "option"} - {"output"}
+    fields = {name: value for name, value in ctx.params.items() if name in names} | changed
+    answer = Client.from_login().request(method, path, json=given(**fields))
+    show(answer, COLUMNS[noun], ctx.params["output"])
 
 
 # --- usage events ---
@@ -302,6 +419,7 @@ def book_delete(book_id: BookId) -> None:
 
 @account.command("create")
 def account_create(
+    ctx: typer.Context,
     tenant_id: Annotated[str, Opt()],
     mode: Annotated[str | None, Opt(help="postpaid or prepaid")] = None,
     currency: Annotated[str | None, Opt()] = None,
@@ -314,20 +432,12 @@ def account_create(
     output: OutputOption = Format.table,
 ) -> None:
     """The account that pays for a tenant's subtree."""
-    body = given(
-        tenant_id=tenant_id,
-        mode=mode,
-        currency=currency,
-        timezone=timezone,
-        price_book=price_book,
-        tax_rate=tax_rate,
-        grace_hours=grace_hours,
-    )
-    show(Client.from_login().post("/billing-accounts", body), COLUMNS["billing-account"], output)
+    _send(ctx, "POST", "/billing-accounts", "billing-account")
 
 
 @account.command("set")
 def account_set(
+    ctx: typer.Context,
     account_id: str,
     timezone: Annotated[str | None, Opt()] = None,
     price_book: Annotated[str | None, Opt(help="price book name")] = None,
@@ -335,11 +445,264 @@ def account_set(
     grace_hours: GraceHours = None,
     output: OutputOption = Format.table,
 ) -> None:
-    body = given(
-        timezone=timezone, price_book=price_book, tax_rate=tax_rate, grace_hours=grace_hours
+    _send(ctx, "PATCH", f"/billing-accounts/{account_id}", "billing-account")
+
+
+@account.command("redeem")
+def account_redeem(
+    ctx: typer.Context,
+    account_id: AccountId,
+    code: Annotated[str, Opt(help="the coupon's code")],
+    output: OutputOption = Format.table,
+) -> None:
+    """Redeem a coupon: the account holds it from now on (once)."""
+    path = f"/billing-accounts/{account_id}/actions"
+    _send(ctx, "POST", path, "billing-account", action="redeem-coupon")
+
+
+def _receive(action: str, help_text: str) -> None:
+    def command(
+        account_id: AccountId,
+        amount: Money,
+        reference: Reference,
+        method: Method = None,
+        output: OutputOption = Format.table,
+    ) -> None:
+        client = Client.from_login()
+        body = given(action=action, amount=amount, reference=reference, method=method)
+        held = client.post(f"/billing-accounts/{account_id}/actions", body)
+        wallets = client.get("/wallets", tenant_id=held["tenant_id"])["items"]
+        show(next(w for w in wallets if w["account_id"] == held["id"]), COLUMNS["wallet"], output)
+
+    command.__doc__ = help_text
+    account.command(action)(command)
+
+
+_receive(
+    "top-up",
+    "Cash received into the account's wallet, recorded once per reference (the same again "
+    "changes nothing; another amount is refused); shows the wallet.",
+)
+_receive(
+    "grant",
+    "Credit granted to the account (spent before cash), recorded once per reference; shows "
+    "the wallet.",
+)
+
+
+# --- wallets, payments and the ledger ---
+
+
+@COMMANDS["wallet"].command("list")
+def wallet_list(
+    tenant_id: Annotated[str | None, Opt()] = None,
+    limit: Limit = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """The wallets of the billing accounts you see: cash, credit and their sum."""
+    items = Client.from_login().collect("/wallets", limit, tenant_id=tenant_id)
+    show(items, COLUMNS["wallet"], output)
+
+
+def _money_list(noun: str, path: str, help_text: str) -> None:
+    def command(
+        account_id: Annotated[str | None, Opt()] = None,
+        invoice_id: Annotated[str | None, Opt()] = None,
+        limit: Limit = None,
+        output: OutputOption = Format.table,
+    ) -> None:
+        filters = {"account_id": account_id, "invoice_id": invoice_id}
+        show(Client.from_login().collect(path, limit, **filters), COLUMNS[noun], output)
+
+    command.__doc__ = help_text
+    COMMANDS[noun].command("list")(command)
+
+
+_money_list("payment", "/payments", "Money received or granted, per account and invoice.")
+_money_list("ledger", "/ledger-transactions", "The ledger's transactions (the platform's).")
+
+
+# --- discounts and coupons ---
+
+
+def _tier_in(text: str) -> dict[str, str | None]:
+    """``UPPER:PRICE`` (``:PRICE`` for the last tier, with no upper bound)."""
+    upper, sep, price = text.partition(":")
+    if not sep or not price:
+        raise typer.BadParameter(f"{text!r}: UPPER:PRICE, or :PRICE for the last tier")
+    return {"upper": upper or None, "unit_price": price}
+
+
+@discount.command("create")
+def discount_create(
+    ctx: typer.Context,
+    kind: Annotated[str, Opt(help="percent, fixed (off the invoice) or override (a price)")],
+    valid_from: ValidFrom,
+    valid_until: ValidUntil = None,
+    tenant_id: Annotated[str | None, Opt(help="a tenant subtree (default: every tenant)")] = None,
+    meter: Annotated[str | None, Opt(help="only this meter's lines")] = None,
+    price_key: Annotated[str | None, Opt(help="only this price key's lines")] = None,
+    percent: Percent = None,
+    amount: Annotated[Decimal | None, Opt(help="fixed: the amount off, e.g. 2.00")] = None,
+    unit_price: Annotated[Decimal | None, Opt(help="override: the unit price instead")] = None,
+    tier: Annotated[
+        list[str] | None,
+        Opt(help="override: graduated tiers, UPPER:PRICE (repeatable; :PRICE for the last)"),
+    ] = None,
+    currency: Currency = None,
+    description: Description = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """A discount, taken off the lines it covers while valid."""
+    tiers = [_tier_in(t) for t in tier] if tier else None
+    _send(ctx, "POST", "/discounts", "discount", tier=None, tiers=tiers)
+
+
+@discount.command("set")
+def discount_set(
+    ctx: typer.Context,
+    discount_id: str,
+    valid_until: ValidUntil = None,
+    description: Description = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """When a discount stops and what it says (what it does is set at creation)."""
+    _send(ctx, "PATCH", f"/discounts/{discount_id}", "discount")
+
+
+@coupon.command("create")
+def coupon_create(
+    ctx: typer.Context,
+    code: Annotated[str, Opt(help="what accounts redeem: letters, digits, _ and -")],
+    kind: Annotated[str, Opt(help="percent or amount")],
+    valid_from: ValidFrom,
+    valid_until: ValidUntil = None,
+    percent: Percent = None,
+    amount: Annotated[Decimal | None, Opt(help="the amount off, e.g. 5.00")] = None,
+    currency: Currency = None,
+    meter: Annotated[str | None, Opt(help="only this meter's lines")] = None,
+    max_redemptions: MaxRedemptions = None,
+    description: Description = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """A coupon for billing accounts to redeem."""
+    _send(ctx, "POST", "/coupons", "coupon")
+
+
+@coupon.command("set")
+def coupon_set(
+    ctx: typer.Context,
+    coupon_id: str,
+    valid_until: ValidUntil = None,
+    max_redemptions: MaxRedemptions = None,
+    description: Description = None,
+    output: OutputOption = Format.table,
+) -> None:
+    _send(ctx, "PATCH", f"/coupons/{coupon_id}", "coupon")
+
+
+# --- plan subscriptions ---
+
+plans = COMMANDS["plan-subscription"]
+Plan = Annotated[str, Opt(help="a plan of the account's price book (meter 'subscription')")]
+PlanCount = Annotated[int | None, Opt(help="how many (default 1)")]
+
+
+@plans.command("create")
+def plan_subscribe(
+    ctx: typer.Context,
+    plan: Plan,
+    quantity: PlanCount = None,
+    tenant_id: Annotated[str | None, Opt(help="default: your tenant")] = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Subscribe a tenant to a plan, from now on."""
+    _send(ctx, "POST", "/plan-subscriptions", "plan-subscription")
+
+
+@plans.command("set")
+def plan_change(
+    ctx: typer.Context,
+    subscription_id: str,
+    plan: Annotated[str | None, Opt(help="another plan")] = None,
+    quantity: PlanCount = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Change plan or quantity from now on (this day is billed to the new plan)."""
+    _send(ctx, "PATCH", f"/plan-subscriptions/{subscription_id}", "plan-subscription")
+
+
+@plans.command("end")
+def plan_end(subscription_id: str) -> None:
+    """Unsubscribe (the day it ends is not billed)."""
+    Client.from_login().delete(f"/plan-subscriptions/{subscription_id}")
+    typer.echo(f"ended {subscription_id}")
+
+
+# --- vendors ---
+
+
+def _products(products: list[str] | None) -> list[dict[str, str]] | None:
+    """``METER`` or ``METER:PRICE_KEY`` each."""
+    if not products:
+        return None
+    pairs = (product.partition(":") for product in products)
+    return [{"meter": meter, "price_key": key} for meter, _, key in pairs]
+
+
+Products = Annotated[list[str], Opt("--product", help="METER or METER:PRICE_KEY (repeatable)")]
+
+
+@vendor.command("create")
+def vendor_create(
+    ctx: typer.Context,
+    name: Annotated[str, Opt()],
+    tenant_id: Annotated[str, Opt(help="the vendor's own tenant")],
+    product: Products,
+    commission_rate: CommissionRate = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """A vendor and the products (meters and price keys) it is owed for."""
+    _send(ctx, "POST", "/vendors", "vendor", product=None, products=_products(product))
+
+
+@vendor.command("set")
+def vendor_set(
+    ctx: typer.Context,
+    vendor_id: str,
+    product: Annotated[
+        list[str] | None, Opt("--product", help="METER or METER:PRICE_KEY; replaces them all")
+    ] = None,
+    commission_rate: CommissionRate = None,
+    output: OutputOption = Format.table,
+) -> None:
+    path = f"/vendors/{vendor_id}"
+    _send(ctx, "PATCH", path, "vendor", product=None, products=_products(product))
+
+
+@vendor.command("settle")
+def vendor_settle(
+    vendor_id: Annotated[str, Opt()],
+    period: Annotated[str, Opt(help="YYYY-MM, once it is over")],
+    output: OutputOption = Format.table,
+) -> None:
+    """Settle a vendor's month once it is over: a statement per currency (once)."""
+    body = {"vendor_id": vendor_id, "period": period}
+    show(Client.from_login().post("/vendor-statements", body), COLUMNS["statement"], output)
+
+
+@vendor.command("statements")
+def vendor_statements(
+    vendor_id: Annotated[str | None, Opt()] = None,
+    period: Annotated[str | None, Opt(help="YYYY-MM")] = None,
+    limit: Limit = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Vendors' monthly statements: what they were owed, the commission and the payout."""
+    items = Client.from_login().collect(
+        "/vendor-statements", limit, vendor_id=vendor_id, period=period
     )
-    answer = Client.from_login().patch(f"/billing-accounts/{account_id}", body)
-    show(answer, COLUMNS["billing-account"], output)
+    show(items, COLUMNS["statement"], output)
 
 
 # --- invoices ---
@@ -400,6 +763,19 @@ def invoice_credit(
 ) -> None:
     """Credit a finalized invoice; shows the credit note."""
     body = given(action="credit", amount=amount, reason=reason)
+    _show_invoice(Client.from_login().post(f"/invoices/{invoice_id}/actions", body), output)
+
+
+@invoice.command("pay")
+def invoice_pay(
+    invoice_id: InvoiceId,
+    amount: Money,
+    reference: Reference,
+    method: Method = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Record a payment of a finalized invoice, once per reference."""
+    body = given(action="pay", amount=amount, reference=reference, method=method)
     _show_invoice(Client.from_login().post(f"/invoices/{invoice_id}/actions", body), output)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.orm import Session
 
-from yunguan.billing import discounts, ledger, periods, rating, wallets
+from yunguan.billing import discounts, ledger, metering, periods, rating, wallets
 from yunguan.billing.models import BillingAccount, Invoice, InvoiceCounter, InvoiceLine, UsageEvent
 from yunguan.billing.money import round_minor
 from yunguan.core.clock import now
@@ -46,10 +46,6 @@ def lock(session: Session, invoice_id: str) -> Invoice:
     return session.scalars(stmt.execution_options(populate_existing=True)).one()
 
 
-def _last_seq(session: Session) -> int:
-    return session.scalar(select(func.max(UsageEvent.seq))) or 0
-
-
 def rate_period(
     session: Session, period: str, accounts: list[BillingAccount], as_of: datetime | None = None
 ) -> list[Invoice]:
@@ -57,7 +53,7 @@ def rate_period(
     bill); an account whose invoice of the period is finalized is left alone."""
     as_of = as_of or now()
     serialise(session)
-    seq = _last_seq(session)
+    seq = metering.watermark(session)
     existing = {
         inv.account_id: inv
         for inv in session.scalars(
@@ -191,6 +187,14 @@ def _set_totals(invoice: Invoice, subtotal: Decimal) -> None:
     invoice.total = invoice.subtotal + invoice.tax
 
 
+def finalized_through(session: Session) -> datetime | None:
+    """The end of the last month any invoice was finalized for: prices before it are history."""
+    stmt = select(func.max(Invoice.period_end)).where(
+        Invoice.kind == "invoice", Invoice.state == "finalized"
+    )
+    return session.scalar(stmt)
+
+
 def lines_of(session: Session, invoice_id: str) -> list[InvoiceLine]:
     order = (InvoiceLine.kind != "usage", InvoiceLine.line_no)
     return list(
@@ -277,9 +281,9 @@ def correct(
         UsageEvent.at_s < int(invoice.period_end.timestamp()),
         UsageEvent.seq > invoice.rated_seq,
     )
-    latest = session.scalar(late)
-    if latest is None:
+    if session.scalar(late) is None:
         return []
+    seen = metering.watermark(session)  # not the latest late event's: one may be in flight
     [rated] = rating.rate(session, [account], invoice.period, invoice.period_end)
     billed: dict[tuple, Decimal] = defaultdict(Decimal)
     described: dict[tuple, rating.Line] = {}
@@ -302,7 +306,7 @@ def correct(
             line.detail = {**kept, "period": invoice.period, "billed": str(billed[key])}
             line.amount = line.exact = difference
             (more if difference > 0 else less).append(line)
-    invoice.rated_seq = latest
+    invoice.rated_seq = seen
     made = []
     if more:
         made += _adjust_current(session, account, invoice, more)

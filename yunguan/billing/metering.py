@@ -73,6 +73,7 @@ def ingest(session: Session, events: list[dict[str, Any]]) -> Ingested:
     # in time order (the batch's order within an instant: a stop before the start that
     # follows it), so concurrent writers of the same events mostly take locks alike
     new = sorted(first.values(), key=lambda row: row["occurred_at"])
+    writing(session)
     inserted = _copy_new(session, new) if len(new) >= COPY_FROM else _insert_new(session, new)
     result.inserted = len(inserted)
     others = [row for row in rows if first[(row["source"], row["event_id"])] is not row]
@@ -135,6 +136,46 @@ def _copy_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, st
     inserted = {(source, event_id) for source, event_id in cursor.fetchall()}
     cursor.execute("DELETE FROM usage_stage")
     return inserted
+
+
+WATERMARK_KEY = 7_146_101
+"""The advisory lock (PostgreSQL) that writers of usage events share and ``watermark`` takes
+alone for an instant."""
+
+
+def writing(session: Session) -> None:
+    """This transaction inserts usage events: a ``watermark`` waits for it to end. Taken
+    before the first insert (before a ``seq`` is drawn), held until commit or rollback."""
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text("SELECT pg_advisory_xact_lock_shared(:key)")
+        session.execute(statement, {"key": WATERMARK_KEY})
+
+
+def watermark(session: Session) -> int:
+    """The highest ``seq`` recorded, such that no event with a lower one can still appear:
+    what a rating has seen, and what only a later event (``seq`` above it) can change.
+
+    A ``seq`` is drawn when its row is inserted, not when it commits, so on PostgreSQL a
+    transaction still in flight may hold a lower ``seq`` than a later one that committed;
+    the plain maximum would pass over its events for good. Every inserting transaction
+    holds ``WATERMARK_KEY`` shared (``writing``) from before its first insert; this takes the
+    key exclusively, so it waits for those in flight to commit or roll back (and new ones
+    wait for it), reads the maximum in a statement of its own (under READ COMMITTED it sees
+    all of them), and lets go at once, not at the end of a long billing run. A writer that
+    comes later draws a higher ``seq``. SQLite needs none of this: one writer at a time."""
+    connection = session.connection()
+    last = select(func.max(UsageEvent.seq))
+    if connection.dialect.name != "postgresql":
+        return connection.scalar(last) or 0
+    key = {"key": WATERMARK_KEY}
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+    try:
+        seq = connection.scalar(last) or 0
+    except BaseException:
+        connection.invalidate()  # a failed transaction cannot unlock; closing it does
+        raise
+    connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+    return seq
 
 
 def record(session: Session, **event: Any) -> None:

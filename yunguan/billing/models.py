@@ -102,12 +102,35 @@ class PriceItem(Base):
     model: Mapped[str] = mapped_column(String(16), default="per_unit")
     """``per_unit``, ``flat`` (once per period if used), ``graduated`` or ``volume`` (tiers)."""
     basis: Mapped[str] = mapped_column(String(8), default="hour")
-    """What one unit is: a ``second``, ``hour`` or ``month`` of use, or a ``unit`` (a delta)."""
+    """What one unit is: a ``second``, ``hour`` or ``month`` of use, a ``unit`` (a delta), or
+    a month prorated by ``day`` (a subscription plan's fee)."""
     unit_price: Mapped[Decimal] = mapped_column(default=Decimal(0))
     tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     """``[{"upper": "10", "unit_price": "0.80"}, …, {"upper": null, …}]``: lower < q ≤ upper."""
     min_charge_seconds: Mapped[int] = mapped_column(default=0)
     description: Mapped[str] = mapped_column(String(256), default="")
+    included: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """A package: ``[{"meter", "price_key", "quantity"}, …]`` included per month of this
+    item's use (a plan's), so only the usage beyond it is charged."""
+
+
+class PlanSubscription(Timestamps, Base):
+    """A tenant's subscription to a plan of its account's price book (an item of meter
+    ``subscription``). It is metered as an interval: a change of plan or quantity stops one
+    interval and starts the next at the same instant."""
+
+    __tablename__ = "plan_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), index=True)
+    tenant_path: Mapped[str] = mapped_column(String(1024), index=True)
+    plan: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(default=1)
+    state: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    changes: Mapped[int] = mapped_column(default=0)
+    """How many times plan or quantity changed (numbers the usage events)."""
 
 
 class BillingAccount(Timestamps, Base):

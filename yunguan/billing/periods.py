@@ -1,7 +1,7 @@
 """Billing periods: calendar months of the account's time zone, half-open, kept in UTC."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -32,6 +32,21 @@ def bounds(period: str, tz: str) -> tuple[datetime, datetime]:
     start = datetime(year, month, 1, tzinfo=local)
     end = datetime(*after, 1, tzinfo=local)
     return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def midnights(period: str, tz: str) -> list[int]:
+    """The local midnights that end the month's days, as epoch seconds. A stretch
+    ``[a, b)`` is billed the days whose end falls in ``(a, b]``: the day it starts (or
+    changes plan) on, not the day it ends on, so the stretches of one subscription never
+    bill a day twice."""
+    start, end = bounds(period, tz)
+    local = zone(tz)
+    day, last = start.astimezone(local).date(), end.astimezone(local).date()
+    found = []
+    while day < last:
+        day += timedelta(days=1)
+        found.append(int(datetime(day.year, day.month, day.day, tzinfo=local).timestamp()))
+    return found
 
 
 def next_period(period: str) -> str:

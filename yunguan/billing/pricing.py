@@ -16,10 +16,12 @@ from yunguan.core.errors import Conflict, NotFound
 from yunguan.core.ids import new_id
 
 MODELS = ("per_unit", "flat", "graduated", "volume")
-BASES = ("second", "hour", "month", "unit")
+BASES = ("second", "hour", "month", "day", "unit")
 SECONDS_PER = {"second": 1, "hour": 3600}
 ITEM_FIELDS = ("meter", "price_key", "model", "basis", "unit_price", "tiers")
-ITEM_FIELDS += ("min_charge_seconds", "description")
+ITEM_FIELDS += ("min_charge_seconds", "description", "included")
+PLAN_METER = "subscription"
+"""The meter of plan subscriptions: its items (price key = plan) are the plans on offer."""
 
 
 @dataclass(frozen=True)
@@ -64,19 +66,40 @@ def volume(tiers: list[Tier], quantity: Decimal) -> Decimal:
 @dataclass(frozen=True)
 class Usage:
     """What a line measured: ``amount`` is quantity times seconds for interval meters (GB-seconds,
-    running seconds) or the summed quantity of ``delta`` meters."""
+    running seconds), quantity times days for a ``day`` basis, or the summed quantity of
+    ``delta`` meters."""
 
     amount: Decimal
     month_seconds: int
     """The real length of the billing month, for a ``month`` basis."""
+    month_days: int = 30
+    """The days of the billing month, for a ``day`` basis."""
+
+    def per_unit(self, basis: str) -> int:
+        """How much ``amount`` makes one unit of ``basis``."""
+        if basis == "month":
+            return self.month_seconds
+        if basis == "day":
+            return self.month_days
+        return SECONDS_PER.get(basis, 1)
 
 
 def units(item: PriceItem, usage: Usage) -> Decimal:
     """The usage in the item's units (hours, months, seconds, or units), exact."""
     with localcontext(EXACT):
-        if item.basis == "month":
-            return usage.amount / usage.month_seconds
-        return usage.amount / SECONDS_PER.get(item.basis, 1)
+        return usage.amount / usage.per_unit(item.basis)
+
+
+def price_of(item: PriceItem, quantity: Decimal) -> Decimal:
+    """The exact cost of ``quantity`` of the item's units."""
+    with localcontext(EXACT):
+        if item.model == "per_unit":
+            return item.unit_price * quantity
+        if item.model == "flat":
+            return item.unit_price if quantity > 0 else Decimal(0)
+        if item.model == "graduated":
+            return graduated(tiers_of(item), quantity)
+        return volume(tiers_of(item), quantity)
 
 
 def cost(item: PriceItem, usage: Usage) -> Decimal:
@@ -84,16 +107,8 @@ def cost(item: PriceItem, usage: Usage) -> Decimal:
     first and divides last, so 900 s at 1.00/h is exactly 0.25."""
     with localcontext(EXACT):
         if item.model == "per_unit":
-            divisor = (
-                usage.month_seconds if item.basis == "month" else SECONDS_PER.get(item.basis, 1)
-            )
-            return item.unit_price * usage.amount / divisor
-        quantity = units(item, usage)
-        if item.model == "flat":
-            return item.unit_price if quantity > 0 else Decimal(0)
-        if item.model == "graduated":
-            return graduated(tiers_of(item), quantity)
-        return volume(tiers_of(item), quantity)
+            return item.unit_price * usage.amount / usage.per_unit(item.basis)
+        return price_of(item, units(item, usage))
 
 
 def check_tiers(model: str, tiers: list[dict[str, Any]]) -> None:

@@ -5,10 +5,12 @@ bounds (whole seconds) and summing per resource, meter and price. Python prices 
 in Decimal, once per line: rows number the resources, not the events.
 """
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
+from functools import cached_property
 from itertools import pairwise
 from typing import Any
 
@@ -121,6 +123,14 @@ class Rated:
     """Tenant paths (of every tenant), for matching discounts."""
     lines: list[Line] = field(default_factory=list)
 
+    @cached_property
+    def midnights(self) -> list[int]:
+        """The ends of the month's local days (epoch seconds), for ``day`` prices."""
+        return periods.midnights(self.period, self.account.timezone)
+
+    def usage(self, amount: Decimal) -> pricing.Usage:
+        return pricing.Usage(amount, periods.seconds(self.start, self.end), len(self.midnights))
+
     @property
     def book(self) -> PriceBook | None:
         """The book version of the period's last segment."""
@@ -219,11 +229,18 @@ def rate(
     usage: dict[str, list[tuple[Any, Decimal]]] = defaultdict(list)
     for row in session.execute(_interval_usage(until)):
         usage[row.account_id].append((row, Decimal(row.qty_seconds) + Decimal(row.topup)))
+    by_day = {item.meter for item in items.values() if item.basis == "day"}
+    if by_day:
+        stretches = session.execute(_interval_usage(until, by_day))
+        for row, days in _days(stretches, runs):
+            usage[row.account_id].append((row, days))
     for row in session.execute(_delta_usage()):
         usage[row.account_id].append((row, Decimal(row.quantity)))
     session.execute(_run.delete())
     for account_id, measured in usage.items():
-        runs[account_id].lines = _price(runs[account_id], measured, items, offers, paths)
+        run = runs[account_id]
+        run.lines = _price(run, measured, items, offers, paths)
+        run.lines += _included(run, items)
     return list(runs.values())
 
 
@@ -265,15 +282,24 @@ def _priced(meter: Any, price_key: Any) -> tuple[Any, Any, Any]:
     return joins, exact_item, default_item
 
 
-def _interval_usage(until: int) -> Any:
-    iv = metering.intervals(until, UsageEvent.tenant_id.in_(select(_run.c.tenant_id)))
+def _interval_usage(until: int, by_day: set[str] | None = None) -> Any:
+    """The run's intervals priced by time, their used seconds summed per line and segment;
+    or, given the meters with prices ``by_day``, those meters' intervals themselves (their
+    days are counted in Python)."""
+    tenants = UsageEvent.tenant_id.in_(select(_run.c.tenant_id))
+    meters = [UsageEvent.meter.in_(by_day)] if by_day else []
+    iv = metering.intervals(until, tenants, *meters)
     joins, exact_item, default_item = _priced(iv.c.meter, iv.c.price_key)
+
+    def chosen(column: str) -> Any:
+        return case(
+            (exact_item.id.is_not(None), getattr(exact_item, column)),
+            else_=getattr(default_item, column),
+        )
+
     end = func.coalesce(iv.c.end_s, _run.c.s1)
     used = _least(end, _run.c.s1) - _greatest(iv.c.start_s, _run.c.s0)
-    minimum = case(
-        (exact_item.id.is_not(None), exact_item.min_charge_seconds),
-        else_=func.coalesce(default_item.min_charge_seconds, 0),
-    )
+    minimum = func.coalesce(chosen("min_charge_seconds"), 0)
     length = iv.c.end_s - iv.c.start_s
     # a start costs at least the minimum: the shortfall of a closed interval is charged once,
     # in the period it closes in
@@ -303,6 +329,14 @@ def _interval_usage(until: int) -> Any:
     source = iv.join(_run, _run.c.tenant_id == iv.c.tenant_id)
     for item, on in joins:
         source = source.outerjoin(item, on)
+    overlapping = and_(iv.c.start_s < _run.c.s1, or_(iv.c.end_s.is_(None), iv.c.end_s > _run.c.s0))
+    daily = func.coalesce(chosen("basis"), "") == "day"
+    if by_day:
+        return (
+            select(*keys, iv.c.quantity, iv.c.start_s, end.label("end_s"), _run.c.s0, _run.c.s1)
+            .select_from(source)
+            .where(overlapping, daily)
+        )
     return (
         select(
             *keys,
@@ -312,9 +346,41 @@ def _interval_usage(until: int) -> Any:
             func.sum(topup).label("topup"),
         )
         .select_from(source)
-        .where(iv.c.start_s < _run.c.s1, or_(iv.c.end_s.is_(None), iv.c.end_s > _run.c.s0))
+        .where(overlapping, ~daily)
         .group_by(*keys)
     )
+
+
+@dataclass
+class _DayRow:
+    """The days an interval was used, summed like a row of the by-time query."""
+
+    account_id: str
+    seg: int
+    tenant_id: str
+    resource_type: str
+    resource_id: str
+    meter: str
+    price_key: str
+    item_id: str
+    seconds: int = 0
+    starts: int = 0
+
+
+def _days(stretches: Any, runs: dict[str, Rated]) -> list[tuple[_DayRow, Decimal]]:
+    """Quantity times the days used, per line and segment (see ``periods.midnights``)."""
+    summed: dict[tuple[Any, ...], tuple[_DayRow, Decimal]] = {}
+    for s in stretches:
+        key = (s.account_id, s.seg, s.tenant_id, s.resource_type, s.resource_id, s.meter)
+        key += (s.price_key, s.item_id)
+        row, amount = summed.get(key) or (_DayRow(*key), Decimal(0))
+        a, b = max(s.start_s, s.s0), min(s.end_s, s.s1)
+        midnights = runs[s.account_id].midnights
+        days = bisect_right(midnights, b) - bisect_right(midnights, a)
+        row.seconds += b - a
+        row.starts += int(s.start_s >= s.s0)
+        summed[key] = row, amount + Decimal(s.quantity) * days
+    return list(summed.values())
 
 
 def _delta_usage() -> Any:
@@ -387,7 +453,6 @@ def _line(
 ) -> Line:
     """Price a line's rows (one per segment, and per resource for a tiered price)."""
     currency = run.account.currency
-    month_seconds = periods.seconds(run.start, run.end)
     first, _, _ = rows[0]
     priced = [(row, amount, item) for row, amount, item in rows if item is not None]
     item = priced[-1][2] if priced else None
@@ -400,7 +465,7 @@ def _line(
     with localcontext(EXACT):
         for row, amount, row_item in priced:
             share = amount / total if whole and total else Decimal(1)
-            measured = pricing.Usage(total if whole else amount, month_seconds)
+            measured = run.usage(total if whole else amount)
             cost = pricing.cost(row_item, measured) * share
             listed += cost
             applied = _applied(run, row, offers, paths) if offers else []
@@ -418,7 +483,7 @@ def _line(
         price_key=item.price_key if tiered else first.price_key,
         price_item_id=item.id if item else None,
         basis=item.basis if item else "",
-        quantity=exact(pricing.units(item, pricing.Usage(total, month_seconds)) if item else total),
+        quantity=exact(pricing.units(item, run.usage(total)) if item else total),
         seconds=sum(int(row.seconds) for row, _, _ in rows),
         starts=sum(int(row.starts) for row, _, _ in rows),
         unit_price=item.unit_price if item else Decimal(0),
@@ -443,3 +508,42 @@ def _line(
         line.detail["list"] = plain(listed)
         line.detail["discounts"] = applied_ids
     return line
+
+
+def _included(run: Rated, items: dict[str, PriceItem]) -> list[Line]:
+    """What the account's packages include, off its usage: per meter and price key a package
+    covers, the included quantity (per month of a plan, times the months of it the lines
+    bill) comes off the usage, valued at the rate the usage was charged, so only the
+    usage beyond it (priced from the first tier) is paid."""
+    included: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    plans: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for line in run.lines:
+        item = items.get(line.price_item_id or "")
+        for part in item.included if item else []:
+            key = (part["meter"], part["price_key"])
+            included[key] += Decimal(part["quantity"]) * line.quantity
+            plans[key].add(line.resource_id)
+    off = []
+    for key, allowance in sorted(included.items()):
+        covered = [x for x in run.lines if (x.meter, x.price_key) == key and x.price_item_id]
+        used = sum((x.quantity for x in covered), Decimal(0))
+        if not covered or used <= 0 or allowance <= 0:
+            continue
+        item = items[covered[-1].price_item_id]  # type: ignore[index]
+        with localcontext(EXACT):
+            listed = pricing.price_of(item, used)
+            beyond = pricing.price_of(item, max(used - allowance, Decimal(0)))
+            charged = sum((x.exact for x in covered), Decimal(0))
+            waived = charged * (listed - beyond) / listed if listed else Decimal(0)
+        line = Line.off(
+            run.account.tenant_id,
+            round_minor(waived, run.account.currency),
+            resource_type="package",
+            resource_id="included",
+            meter=key[0],
+            price_key=key[1],
+            detail={"included": plain(allowance), "used": plain(used), "plans": sorted(plans[key])},
+        )
+        line.quantity, line.exact, line.basis = -min(used, allowance), exact(-waived), item.basis
+        off.append(line)
+    return off

@@ -127,8 +127,19 @@ class TierIn(Input):
     unit_price: Money
 
 
+MeterName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
+
+
+class IncludedIn(Input):
+    """Usage a package includes per month of its plan's use."""
+
+    meter: MeterName
+    price_key: Key = ""
+    quantity: Annotated[Quantity, Field(gt=0)]
+
+
 class PriceItemIn(Input):
-    meter: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
+    meter: MeterName
     price_key: Key = ""
     model: Literal[pricing.MODELS] = "per_unit"  # type: ignore[valid-type]
     basis: Literal[pricing.BASES] = "hour"  # type: ignore[valid-type]
@@ -136,12 +147,18 @@ class PriceItemIn(Input):
     tiers: list[TierIn] = Field(default_factory=list, max_length=32)
     min_charge_seconds: Annotated[int, Field(ge=0, le=31 * 86400)] = 0
     description: Label = ""
+    included: list[IncludedIn] = Field(default_factory=list, max_length=32)
 
     @model_validator(mode="after")
     def _tiers(self) -> "PriceItemIn":
         pricing.check_tiers(self.model, [t.model_dump() for t in self.tiers])
-        if self.min_charge_seconds and self.basis == "unit":
-            raise ValueError("a minimum charge applies to time, not to a 'unit' basis")
+        if self.min_charge_seconds and self.basis in ("unit", "day"):
+            raise ValueError(f"a minimum in seconds does not apply to a {self.basis!r} basis")
+        if self.included and self.basis not in ("month", "day"):
+            raise ValueError("a package includes usage per month: its basis is 'month' or 'day'")
+        covered = [(i.meter, i.price_key) for i in self.included]
+        if len(set(covered)) != len(covered) or (self.meter, self.price_key) in covered:
+            raise ValueError("a package includes each other meter and price key once")
         return self
 
     def row(self) -> dict[str, Any]:
@@ -150,6 +167,7 @@ class PriceItemIn(Input):
             {"upper": None if t.upper is None else str(t.upper), "unit_price": str(t.unit_price)}
             for t in self.tiers
         ]
+        data["included"] = [{**i.model_dump(), "quantity": str(i.quantity)} for i in self.included]
         return data
 
 
@@ -187,6 +205,12 @@ class TierOut(Output):
     unit_price: str
 
 
+class IncludedOut(Output):
+    meter: str
+    price_key: str
+    quantity: Exact
+
+
 class PriceItemOut(Output):
     id: str
     meter: str
@@ -197,6 +221,7 @@ class PriceItemOut(Output):
     tiers: list[TierOut]
     min_charge_seconds: int
     description: str
+    included: list[IncludedOut]
 
 
 class PriceBookSummary(Output):
@@ -253,6 +278,29 @@ class AccountOut(InCurrency):
     credit_limit: Amount | None
     state: str
     created_at: datetime
+
+
+class PlanSubscriptionCreate(Input):
+    tenant_id: Identifier | None = None
+    """The subscribing tenant (default: the caller's)."""
+    plan: Annotated[Key, Field(min_length=1)]
+    quantity: Annotated[int, Field(ge=1, le=100_000)] = 1
+
+
+class PlanSubscriptionUpdate(Input):
+    plan: Annotated[Key, Field(min_length=1)] | None = None
+    quantity: Annotated[int, Field(ge=1, le=100_000)] | None = None
+
+
+class PlanSubscriptionOut(Output):
+    id: str
+    tenant_id: str
+    plan: str
+    quantity: int
+    state: str
+    started_at: datetime
+    ended_at: datetime | None
+    changes: int
 
 
 class InvoiceLineOut(Output):

@@ -6,6 +6,7 @@ signed-in principal; everything that sets prices, discounts, accounts or money i
 platform's (``billing:write``), and so is sending usage (``usage:write``).
 """
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ from fastapi import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import invoices, metering, pricing, schemas, settlement, wallets
+from yunguan.billing import invoices, metering, plans, pricing, schemas, settlement, wallets
 from yunguan.billing.metering import record  # noqa: F401  (the emitters' entry point)
 from yunguan.billing.models import (
     BillingAccount,
@@ -23,6 +24,7 @@ from yunguan.billing.models import (
     Invoice,
     LedgerTransaction,
     Payment,
+    PlanSubscription,
     PriceBook,
     UsageEvent,
     UsageQuarantine,
@@ -46,6 +48,7 @@ from yunguan.identity.scope import (
     require,
     restrict,
 )
+from yunguan.identity.service import tenant_for_new_resource
 
 READ, WRITE, USAGE_WRITE, PAY = "billing:read", "billing:write", "usage:write", "billing:pay"
 PRICES_READ = "resource:read"
@@ -56,11 +59,6 @@ PRICES_READ = "resource:read"
 
 def list_usage_events(session: Session, principal: Principal, page: PageParams, **filters: Any):
     return list_visible(session, principal, UsageEvent, "resource:read", page, **filters)
-
-
-def events_of(session: Session, resource_id: str) -> list[UsageEvent]:
-    stmt = select(UsageEvent).where(UsageEvent.resource_id == resource_id)
-    return list(session.scalars(stmt.order_by(UsageEvent.occurred_at, UsageEvent.seq)))
 
 
 def ingest(session: Session, principal: Principal, batch: schemas.UsageBatch) -> metering.Ingested:
@@ -129,6 +127,8 @@ def act_on_book(
     require(principal, WRITE)
     if data.action == "publish":
         book = pricing.draft(session, book_id)
+        _check_currency(session, book.name, book.currency)
+        _check_not_history(session, data.effective_from, f"price book {book.name}")
         pricing.publish(session, book, data.effective_from)
         return book
     return pricing.new_version(session, pricing.get_book(session, book_id))
@@ -149,9 +149,8 @@ def create_account(
     session: Session, principal: Principal, data: schemas.AccountCreate
 ) -> BillingAccount:
     require(principal, WRITE)
-    tenant = session.get(Tenant, data.tenant_id)
-    if tenant is None:
-        raise Unprocessable(f"tenant {data.tenant_id} not found", code="unknown-tenant")
+    tenant = _tenant(session, data.tenant_id)
+    _check_currency(session, data.price_book, data.currency)
     account = BillingAccount(id=new_id("ba"), tenant_path=tenant.path, **data.model_dump())
     session.add(account)
     flush_or_conflict(session, f"tenant {tenant.id} has a billing account", "duplicate-account")
@@ -163,8 +162,104 @@ def update_account(
 ) -> BillingAccount:
     require(principal, WRITE)
     account = get_account(session, principal, account_id)
+    if data.price_book is not None:
+        _check_currency(session, data.price_book, account.currency)
+    moved = data.timezone is not None and data.timezone != account.timezone
+    if moved and session.scalar(
+        select(Invoice.id).where(Invoice.account_id == account.id).limit(1)
+    ):
+        raise Conflict(
+            "an account with invoices keeps its time zone: its months would overlap",
+            code="account-invoiced",
+        )
     apply_changes(account, data)
     return account
+
+
+def _tenant(session: Session, tenant_id: str) -> Tenant:
+    """The tenant a new billing object is for; 422 if there is none."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise Unprocessable(f"tenant {tenant_id} not found", code="unknown-tenant")
+    return tenant
+
+
+def _check_currency(session: Session, book: str, currency: str) -> None:
+    """A price book (every version) and the accounts billed by it share one currency; 422
+    if ``currency`` differs from theirs."""
+    versions = select(PriceBook.currency).where(
+        PriceBook.name == book, PriceBook.currency != currency
+    )
+    accounts = select(BillingAccount.currency).where(
+        BillingAccount.price_book == book, BillingAccount.currency != currency
+    )
+    other = session.scalar(versions.union_all(accounts).limit(1))
+    if other:
+        raise Unprocessable(
+            f"price book {book!r} is in {other}, the account in {currency}",
+            code="currency-mismatch",
+        )
+
+
+def _check_not_history(session: Session, moment: datetime | None, what: str = "a discount") -> None:
+    """Prices of finalized months stay as they were billed: 422 for a change taking effect
+    before the end of the last finalized month."""
+    closed = invoices.finalized_through(session)
+    if closed is not None and moment is not None and moment < closed:
+        raise Unprocessable(
+            f"{what} cannot take effect before {closed.isoformat()}: months up to then are"
+            " finalized",
+            code="period-finalized",
+        )
+
+
+# --- plan subscriptions ---
+
+
+def count_tenant_holdings(session: Session, tenant_id: str) -> int:
+    """What keeps a tenant from being deleted: its billing account, its active plans."""
+    accounts = select(func.count()).where(BillingAccount.tenant_id == tenant_id)
+    active = select(func.count()).where(
+        PlanSubscription.tenant_id == tenant_id, PlanSubscription.state == "active"
+    )
+    return (session.scalar(accounts) or 0) + (session.scalar(active) or 0)
+
+
+def list_plan_subscriptions(
+    session: Session, principal: Principal, page: PageParams, **filters: Any
+):
+    return list_visible(session, principal, PlanSubscription, READ, page, **filters)
+
+
+def get_plan_subscription(
+    session: Session, principal: Principal, subscription_id: str
+) -> PlanSubscription:
+    return get_visible(session, PlanSubscription, subscription_id, principal, READ)
+
+
+def create_plan_subscription(
+    session: Session, principal: Principal, data: schemas.PlanSubscriptionCreate
+) -> PlanSubscription:
+    require(principal, PAY)
+    tenant = tenant_for_new_resource(session, principal, data.tenant_id or principal.tenant_id)
+    return plans.subscribe(session, tenant, data.plan, data.quantity)
+
+
+def update_plan_subscription(
+    session: Session,
+    principal: Principal,
+    subscription_id: str,
+    data: schemas.PlanSubscriptionUpdate,
+) -> PlanSubscription:
+    subscription = get_plan_subscription(session, principal, subscription_id)
+    require(principal, PAY)
+    return plans.change(session, subscription, data.plan, data.quantity)
+
+
+def end_plan_subscription(session: Session, principal: Principal, subscription_id: str) -> None:
+    subscription = get_plan_subscription(session, principal, subscription_id)
+    require(principal, PAY)
+    plans.end(session, subscription)
 
 
 # --- invoices ---
@@ -241,12 +336,8 @@ def create_discount(
     session: Session, principal: Principal, data: schemas.DiscountCreate
 ) -> Discount:
     require(principal, WRITE)
-    path = ""
-    if data.tenant_id is not None:
-        tenant = session.get(Tenant, data.tenant_id)
-        if tenant is None:
-            raise Unprocessable(f"tenant {data.tenant_id} not found", code="unknown-tenant")
-        path = tenant.path
+    _check_not_history(session, data.valid_from)
+    path = "" if data.tenant_id is None else _tenant(session, data.tenant_id).path
     fields = data.model_dump(exclude={"tiers", "percent", "amount"})
     discount = Discount(
         id=new_id("dis"),
@@ -265,12 +356,21 @@ def update_discount(
     session: Session, principal: Principal, discount_id: str, data: schemas.DiscountUpdate
 ) -> Discount:
     discount = get_discount(session, principal, discount_id)
+    if "valid_until" in data.model_fields_set:
+        _check_not_history(session, data.valid_until or datetime.max.replace(tzinfo=UTC))
     apply_changes(discount, data)
     return discount
 
 
 def delete_discount(session: Session, principal: Principal, discount_id: str) -> None:
-    session.delete(get_discount(session, principal, discount_id))
+    discount = get_discount(session, principal, discount_id)
+    closed = invoices.finalized_through(session)
+    if closed is not None and discount.valid_from < closed:
+        raise Conflict(
+            f"discount {discount.id} priced finalized months: end it (valid_until) instead",
+            code="period-finalized",
+        )
+    session.delete(discount)
 
 
 def list_coupons(session: Session, principal: Principal, page: PageParams, **filters: Any):
@@ -385,9 +485,7 @@ def get_vendor(session: Session, principal: Principal, vendor_id: str) -> Vendor
 
 def create_vendor(session: Session, principal: Principal, data: schemas.VendorCreate) -> Vendor:
     require(principal, WRITE)
-    tenant = session.get(Tenant, data.tenant_id)
-    if tenant is None:
-        raise Unprocessable(f"tenant {data.tenant_id} not found", code="unknown-tenant")
+    tenant = _tenant(session, data.tenant_id)
     vendor = Vendor(id=new_id("vnd"), tenant_path=tenant.path, **data.model_dump())
     session.add(vendor)
     flush_or_conflict(session, f"a vendor named {data.name!r} exists", "duplicate-name")

@@ -1,28 +1,43 @@
 """Portal pages of billing: the invoices a principal may see with their cost over time, one
-invoice with its lines (as CSV too), cost reports (as CSV too) and, for administrators, the
-price books. Every read and change goes through ``billing.service`` (``billing.reports``) as
-the API's do, so a tenant sees what the API shows it."""
+invoice with its lines (as CSV too), cost reports (as CSV too), the billing accounts with
+their wallets and payments (top-ups, grants, coupons redeemed) and the vendors' statements;
+for administrators, the price books, discounts, coupons, vendors and the usage quarantine.
+Every read and change goes through ``billing.service`` (``billing.reports``) as the API's do,
+so a tenant sees what the API shows it."""
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from yunguan.billing import periods, reports, schemas, service
-from yunguan.billing.money import plain
+from yunguan.billing.money import CURRENCIES, plain
 from yunguan.core.clock import now
 from yunguan.core.errors import Problem
 from yunguan.identity import service as identity
 from yunguan.identity.scope import Principal
-from yunguan.web.portal import ALL, money, page, page_principal, panel, submit, templates
+from yunguan.web.portal import (
+    ALL,
+    Panel,
+    money,
+    page,
+    page_principal,
+    panel,
+    submit,
+    templates,
+)
 
 router = APIRouter(include_in_schema=False)
-BOOKS = "/admin/billing/price-books"
+ACCOUNTS, ADMIN = "/billing/accounts", "/admin/billing"
+BOOKS, DISCOUNTS, COUPONS = ADMIN + "/price-books", ADMIN + "/discounts", ADMIN + "/coupons"
+VENDORS, QUARANTINE = ADMIN + "/vendors", ADMIN + "/quarantine"
 MONTHS, TOP = 12, 10  # the chart's months; the top spenders shown
 SLOT, BAR, TALL = 48, 36, 120  # the charts in px: a month's width, its bar's, the tallest bar
 COLOURS = ("#c8102e", "#1f6f8b", "#e8a33d", "#4f8a3c", "#7a4f9a")  # a chart's series, in order
@@ -43,9 +58,23 @@ templates.env.filters["plain"] = plain
 templates.env.filters["tiers"] = tiers
 
 
-def _tenant_names(session: Session, principal: Principal) -> dict[str, str]:
+def _tenants(session: Session, principal: Principal) -> list[Any]:
+    """The tenants the principal sees, each below its parent."""
     rows, _ = identity.list_tenants(session, principal, ALL)
-    return {t.id: t.name for t in rows}
+    return sorted(rows, key=attrgetter("path"))
+
+
+def _tenant_names(session: Session, principal: Principal) -> dict[str, str]:
+    return {t.id: t.name for t in _tenants(session, principal)}
+
+
+def _page(path: str, title: str, panel_of: Panel, intro: str = "") -> None:
+    """The page at ``path``: ``panel_of`` under a title and what the page is for."""
+
+    def show(request: Request) -> Response:
+        return page(request, title, panel_of, intro)
+
+    router.add_api_route(path, show, response_class=HTMLResponse, name=f"page:{path}")
 
 
 # --- charts, invoices and the cost over time ---------------------------------------------------
@@ -330,3 +359,392 @@ def _book_panel(
 @router.get(BOOKS + "/{book_id}", response_class=HTMLResponse)
 def book_page(request: Request, book_id: str) -> Response:
     return page(request, "Price book", _book_panel)
+
+
+# --- forms ------------------------------------------------------------------------------------
+
+Typed = Annotated[str, Field(max_length=300)]
+
+
+class Fields(BaseModel):
+    """A form's fields as typed; what the schemas read is those filled in, times in UTC."""
+
+    TIMES: ClassVar[tuple[str, ...]] = ()
+
+    def given(self) -> dict[str, str]:
+        filled = {name: value.strip() for name, value in self.model_dump().items()}
+        return {name: _utc(v) if name in self.TIMES else v for name, v in filled.items() if v}
+
+
+def _utc(typed: str) -> str:
+    """A time of a ``datetime-local`` field, read as UTC (one with an offset keeps it)."""
+    try:
+        moment = datetime.fromisoformat(typed)
+    except ValueError:
+        return typed  # the schema says what is wrong with it
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+# --- billing accounts: wallets, payments, top-ups, grants and coupons -------------------------
+
+
+def _accounts_panel(request: Request, principal: Principal) -> Response:
+    with request.app.state.db.session(write=False) as session:
+        rows, more = service.list_accounts(session, principal, ALL)
+        accounts = [
+            (schemas.AccountOut.model_validate(a), service.wallet_out(session, a)) for a in rows
+        ]
+        vendors, _ = service.list_vendors(session, principal, ALL)
+        tenant_names = _tenant_names(session, principal)
+    accounts.sort(key=lambda pair: tenant_names.get(pair[0].tenant_id, pair[0].tenant_id))
+    return panel(
+        request,
+        "billing_accounts.html",
+        principal,
+        200,
+        accounts=accounts,
+        more=more,
+        vendors=bool(vendors),
+        tenant_names=tenant_names,
+    )
+
+
+_page(
+    ACCOUNTS,
+    "Billing accounts",
+    _accounts_panel,
+    (
+        "Who is billed how: prepaid accounts pay as they go from their wallets (granted "
+        "credit first, then cash), postpaid ones are invoiced each month."
+    ),
+)
+
+
+def _account_panel(
+    request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
+) -> Response:
+    account_id = request.path_params["account_id"]
+    with request.app.state.db.session(write=False) as session:
+        account = service.get_account(session, principal, account_id)
+        wallet = service.wallet_out(session, account)
+        paid, more = service.list_payments(session, principal, ALL, account_id=account_id)
+        billed, _ = service.list_invoices(session, principal, ALL, account_id=account_id)
+        taken, _ = service.list_plan_subscriptions(
+            session, principal, ALL, tenant_id=account.tenant_id
+        )
+        tenant_names = _tenant_names(session, principal)
+    payments = [schemas.PaymentOut.model_validate(p) for p in paid]
+    subscriptions = [schemas.PlanSubscriptionOut.model_validate(t) for t in taken]
+    invoices = [schemas.InvoiceOut.model_validate(i) for i in billed]
+    return panel(
+        request,
+        "billing_account.html",
+        principal,
+        status,
+        a=schemas.AccountOut.model_validate(account),
+        w=wallet,
+        payments=sorted(payments, key=attrgetter("created_at"), reverse=True),
+        more=more,
+        invoices=sorted(invoices, key=attrgetter("period"), reverse=True),
+        subscriptions=sorted(subscriptions, key=attrgetter("started_at"), reverse=True),
+        tenant_names=tenant_names,
+        error=error,
+        notice=notice,
+    )
+
+
+_page(ACCOUNTS + "/{account_id}", "Billing account", _account_panel)
+
+
+class AccountForm(Fields):
+    action: Typed = ""
+    amount: Typed = ""
+    reference: Typed = ""
+    method: Typed = ""
+    code: Typed = ""
+
+
+@router.post(ACCOUNTS + "/{account_id}/actions", name="billing-account.act")
+def account_action(
+    request: Request, account_id: str, form: Annotated[AccountForm, Form()]
+) -> Response:
+    """Top up the cash wallet or grant credit (the platform: once per reference), or redeem
+    a coupon (the account's administrators)."""
+
+    def change(session: Session, principal: Principal) -> str:
+        data = schemas.AccountAction.model_validate(form.given())
+        account = service.act_on_account(session, principal, account_id, data)
+        if data.action == "redeem-coupon":
+            return f"Redeemed coupon “{data.code}”: it comes off the invoices while it is valid."
+        done = "Topped up" if data.action == "top-up" else "Granted a credit of"
+        amount = money(data.amount)  # type: ignore[arg-type]
+        return f"{done} {amount} {account.currency} (reference {data.reference})."
+
+    return submit(request, _account_panel, change)
+
+
+class PlanForm(Fields):
+    plan: Typed = ""
+    quantity: Typed = "1"
+
+
+@router.post(ACCOUNTS + "/{account_id}/plans", name="billing-account.subscribe")
+def account_subscribe(
+    request: Request, account_id: str, form: Annotated[PlanForm, Form()]
+) -> Response:
+    """Subscribe the account's tenant to a plan (its administrators)."""
+
+    def change(session: Session, principal: Principal) -> str:
+        account = service.get_account(session, principal, account_id)
+        data = schemas.PlanSubscriptionCreate.model_validate(
+            {**form.given(), "tenant_id": account.tenant_id}
+        )
+        made = service.create_plan_subscription(session, principal, data)
+        return f"Subscribed to plan “{made.plan}” (quantity {made.quantity}) from now on."
+
+    return submit(request, _account_panel, change)
+
+
+@router.post(ACCOUNTS + "/{account_id}/plans/{subscription_id}/end", name="plan.end")
+def account_plan_end(request: Request, account_id: str, subscription_id: str) -> Response:
+    def change(session: Session, principal: Principal) -> str:
+        service.end_plan_subscription(session, principal, subscription_id)
+        return f"Ended {subscription_id}: the day it ends is not billed."
+
+    return submit(request, _account_panel, change)
+
+
+# --- discounts and coupons --------------------------------------------------------------------
+
+
+def _price_changes_panel(
+    template: str, list_rows: Any, out: type[BaseModel], order: str, newest: bool = False
+) -> Panel:
+    """The panel of a list of discounts or coupons: ``list_rows`` from ``service``, shown as
+    ``out`` by ``order``, with the form that creates one."""
+
+    def panel_of(
+        request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
+    ) -> Response:
+        with request.app.state.db.session(write=False) as session:
+            rows, more = list_rows(session, principal, ALL)
+            tenants = _tenants(session, principal)
+        shown = sorted((out.model_validate(r) for r in rows), key=attrgetter(order))
+        return panel(
+            request,
+            template,
+            principal,
+            status,
+            rows=shown[::-1] if newest else shown,
+            more=more,
+            tenants=tenants,
+            tenant_names={t.id: t.name for t in tenants},
+            currencies=CURRENCIES,
+            error=error,
+            notice=notice,
+        )
+
+    return panel_of
+
+
+_discounts_panel = _price_changes_panel(
+    "billing_discounts.html", service.list_discounts, schemas.DiscountOut, "valid_from", True
+)
+_coupons_panel = _price_changes_panel(
+    "billing_coupons.html", service.list_coupons, schemas.CouponOut, "code"
+)
+
+
+_page(
+    DISCOUNTS,
+    "Discounts",
+    _discounts_panel,
+    (
+        "Price changes while valid, for a tenant subtree (or every tenant) and a meter (or "
+        "all): an override of the unit price, a percentage off each line, or a fixed amount "
+        "off each invoice. Tiered overrides are set through the API or the CLI."
+    ),
+)
+
+
+_page(
+    COUPONS,
+    "Coupons",
+    _coupons_panel,
+    (
+        "Codes a tenant's administrators redeem on its billing account: a percentage off its "
+        "invoices of the months the coupon is valid in, or an amount used up across invoices."
+    ),
+)
+
+
+class PriceChange(Fields):
+    """What the forms of a discount and of a coupon have alike."""
+
+    TIMES = ("valid_from", "valid_until")
+
+    kind: Typed = ""
+    percent: Typed = ""
+    amount: Typed = ""
+    currency: Typed = ""
+    meter: Typed = ""
+    valid_from: Typed = ""
+    valid_until: Typed = ""
+    description: Typed = ""
+
+
+class DiscountForm(PriceChange):
+    tenant_id: Typed = ""
+    price_key: Typed = ""
+    unit_price: Typed = ""
+
+
+class CouponForm(PriceChange):
+    code: Typed = ""
+    max_redemptions: Typed = ""
+
+
+def _create_and_delete(
+    path: str, form_type: type[Fields], schema: type[BaseModel], what: str, panel_of: Panel
+) -> None:
+    """The create form of a list and its rows' delete buttons, through ``service``'s
+    ``create_`` and ``delete_`` functions of ``what``."""
+    noun = what.lower()
+    create, remove = getattr(service, f"create_{noun}"), getattr(service, f"delete_{noun}")
+
+    @router.post(path + "/new", name=f"{noun}.create")
+    def create_one(request: Request, form: Annotated[form_type, Form()]) -> Response:  # type: ignore[valid-type]
+        def change(session: Session, principal: Principal) -> str:
+            made = create(session, principal, schema.model_validate(form.given()))
+            return f"Created {noun} {getattr(made, 'code', made.id)}."
+
+        return submit(request, panel_of, change)
+
+    @router.post(path + "/{item_id}/delete", name=f"{noun}.delete")
+    def delete_one(request: Request, item_id: str) -> Response:
+        def change(session: Session, principal: Principal) -> str:
+            remove(session, principal, item_id)
+            return f"{what} {item_id} deleted."
+
+        return submit(request, panel_of, change)
+
+
+_create_and_delete(DISCOUNTS, DiscountForm, schemas.DiscountCreate, "Discount", _discounts_panel)
+_create_and_delete(COUPONS, CouponForm, schemas.CouponCreate, "Coupon", _coupons_panel)
+
+
+# --- vendors and their statements -------------------------------------------------------------
+
+
+def _vendors_panel(
+    request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
+) -> Response:
+    with request.app.state.db.session(write=False) as session:
+        rows, more = service.list_vendors(session, principal, ALL)
+        settled, more_statements = service.list_statements(session, principal, ALL)
+        tenants = _tenants(session, principal)
+    vendors = sorted((schemas.VendorOut.model_validate(v) for v in rows), key=attrgetter("name"))
+    statements = [schemas.StatementOut.model_validate(s) for s in settled]
+    return panel(
+        request,
+        "billing_vendors.html",
+        principal,
+        status,
+        vendors=vendors,
+        more=more,
+        vendor_names={v.id: v.name for v in vendors},
+        statements=sorted(statements, key=attrgetter("period", "vendor_id"), reverse=True),
+        more_statements=more_statements,
+        tenants=tenants,
+        tenant_names={t.id: t.name for t in tenants},
+        last_month=reports.months(periods.period_of(now(), "UTC"), 2)[0],
+        error=error,
+        notice=notice,
+    )
+
+
+_page(
+    VENDORS,
+    "Vendors",
+    _vendors_panel,
+    (
+        "Third parties whose offerings the platform sells: once a customer's invoice is "
+        "collected, a vendor is owed what its lines listed at, less the commission, on the "
+        "statement of the month it was collected in."
+    ),
+)
+
+
+class VendorForm(Fields):
+    name: Typed = ""
+    tenant_id: Typed = ""
+    commission_rate: Typed = ""
+    products: Annotated[str, Field(max_length=8000)] = ""
+
+
+def _products(typed: str) -> list[dict[str, str]]:
+    """Products as typed: ``meter`` or ``meter:price_key``, by line or comma."""
+    entries = typed.replace(",", " ").split()
+    return [dict(zip(("meter", "price_key"), e.split(":", 1), strict=False)) for e in entries]
+
+
+@router.post(VENDORS + "/new", name="vendor.create")
+def vendor_create(request: Request, form: Annotated[VendorForm, Form()]) -> Response:
+    def change(session: Session, principal: Principal) -> str:
+        data = schemas.VendorCreate.model_validate(
+            form.given() | {"products": _products(form.products)}
+        )
+        vendor = service.create_vendor(session, principal, data)
+        return f"Created vendor “{vendor.name}”."
+
+    return submit(request, _vendors_panel, change)
+
+
+class SettleForm(Fields):
+    vendor_id: Typed = ""
+    period: Typed = ""
+
+
+@router.post(VENDORS + "/statements", name="vendor-statement.create")
+def vendor_settle(request: Request, form: Annotated[SettleForm, Form()]) -> Response:
+    """Settle a vendor's month once it is over: a statement per currency."""
+
+    def change(session: Session, principal: Principal) -> str:
+        data = schemas.StatementCreate.model_validate(form.given())
+        statements = service.settle_vendor(session, principal, data)
+        name = service.get_vendor(session, principal, data.vendor_id).name
+        if not statements:
+            return f"{name} had nothing collected in {data.period}: no statement."
+        return f"Settled {name} for {data.period}: {len(statements)} statement(s)."
+
+    return submit(request, _vendors_panel, change)
+
+
+# --- the usage quarantine ---------------------------------------------------------------------
+
+
+def _quarantine_panel(request: Request, principal: Principal) -> Response:
+    with request.app.state.db.session(write=False) as session:
+        rows, more = service.list_quarantine(session, principal, ALL)
+        tenant_names = _tenant_names(session, principal)
+    held = [schemas.QuarantineOut.model_validate(q) for q in rows]
+    return panel(
+        request,
+        "billing_quarantine.html",
+        principal,
+        200,
+        held=sorted(held, key=attrgetter("received_at"), reverse=True),
+        more=more,
+        tenant_names=tenant_names,
+    )
+
+
+_page(
+    QUARANTINE,
+    "Usage quarantine",
+    _quarantine_panel,
+    (
+        "Copies of usage events that differ from the one recorded under the same source and "
+        "event id: the first copy counts, these never do. Look into their source."
+    ),
+)

@@ -20,6 +20,7 @@ from yunguan.billing import ledger, rating
 from yunguan.billing.ledger import PLATFORM
 from yunguan.billing.models import BillingAccount, Invoice, Payment
 from yunguan.core.clock import now
+from yunguan.core.db import locked
 from yunguan.core.errors import Conflict, PaymentRequired
 from yunguan.core.ids import new_id
 from yunguan.identity.models import User
@@ -69,7 +70,10 @@ def receive(
 ) -> Payment:
     """Record money received (``top-up``, ``payment`` of ``invoice``) or credit granted
     (``grant``) once per reference: the same again answers the first; the same reference
-    with another amount or purpose is a conflict."""
+    with another amount or purpose is a conflict. The account is locked first, so two
+    requests with one reference at once are one after the other: the second finds the
+    first's payment (without the lock both would insert it, and one would fail)."""
+    locked(session, BillingAccount, account.id)
     earlier = session.scalars(
         select(Payment).where(Payment.account_id == account.id, Payment.reference == reference)
     ).one_or_none()
@@ -160,7 +164,8 @@ def charge(session: Session, account: BillingAccount, invoice: Invoice) -> Decim
 def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
     """An invoice (or credit note) was just finalized: book it, then settle it. Prepaid: the
     last charge, then the charges pay it. Postpaid: granted credit, then cash, pay what
-    they can; the rest is due. A credit note gives its amount back to the cash wallet."""
+    they can; the rest is due. A credit note first pays what is still due on the invoice it
+    corrects, and gives the rest back to the cash wallet."""
     _post(
         session,
         account,
@@ -172,16 +177,17 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
         invoice_id=invoice.id,
     )
     if invoice.kind == "credit_note":
-        refund = -invoice.total
-        _post(
-            session,
-            account,
-            f"invoice:{invoice.id}:refund",
-            "refund",
-            ("", "receivable", refund),
-            ("", "cash_wallet", -refund),
-            invoice_id=invoice.id,
-        )
+        refund = -invoice.total - _settle_original(session, invoice)
+        if refund:
+            _post(
+                session,
+                account,
+                f"invoice:{invoice.id}:refund",
+                "refund",
+                ("", "receivable", refund),
+                ("", "cash_wallet", -refund),
+                invoice_id=invoice.id,
+            )
         invoice.amount_due = Decimal(0)
         restore(session, account)
     elif account.mode == "prepaid":
@@ -213,6 +219,19 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
         invoice.amount_due = invoice.total - from_credit - from_cash
     if invoice.amount_due <= 0:
         invoice.paid_at = now()
+
+
+def _settle_original(session: Session, note: Invoice) -> Decimal:
+    """A credit note first pays what is still due on the invoice it corrects; how much."""
+    original = session.scalars(
+        select(Invoice).where(Invoice.id == note.corrects_invoice_id).with_for_update()
+    ).one()
+    applied = min(original.amount_due, -note.total)
+    if applied > 0:
+        original.amount_due -= applied
+        if original.amount_due == 0:
+            original.paid_at = now()
+    return max(applied, Decimal(0))
 
 
 # --- what an account may order ---------------------------------------------------------------

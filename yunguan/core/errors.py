@@ -1,13 +1,15 @@
 """RFC 9457 problem+json errors with stable codes."""
 
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("yunguan.errors")
@@ -126,9 +128,20 @@ _HTTP_CODES = {
 }
 
 
-def _is_contention(exc: OperationalError) -> bool:
-    sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg: deadlock, serialization failure
-    return sqlstate in ("40P01", "40001") or "database is locked" in str(exc.orig)
+CONTENTION = ("40P01", "40001")
+"""SQLSTATEs of a transaction the database gave up for another: deadlock_detected,
+serialization_failure. Retried as a whole, the request may well succeed."""
+
+DATABASE_ERRORS = (DBAPIError, psycopg.Error, sqlite3.Error)
+"""SQLAlchemy's wrapped errors, and the drivers' own (code that works on the driver's
+cursor, as COPY does, gets them unwrapped)."""
+
+
+def _is_contention(exc: Exception) -> bool:
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(error, "sqlstate", None) in CONTENTION:
+        return True
+    return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -160,21 +173,23 @@ def install_handlers(app: FastAPI) -> None:
             errors=errors,
         )
 
-    @app.exception_handler(OperationalError)
-    async def _contention(request: Request, exc: OperationalError) -> JSONResponse:
-        """Lock contention is the client's to retry; anything else stays a server error."""
-        if _is_contention(exc):
-            return problem_response(
-                409,
-                "concurrent-update",
-                "Conflict",
-                "another request changed the same data at the same time; try again",
-                request,
-            )
-        log.exception("database error", path=request.url.path)
+    async def _contention(request: Request, exc: Exception) -> JSONResponse:
+        """Lock contention (a deadlock, a serialization failure, SQLite still locked) is
+        the client's to retry: nothing was written. Anything else goes on to the app's
+        handler of the unexpected (a 500, logged)."""
+        if not _is_contention(exc):
+            raise exc
+        log.info("database contention", path=request.url.path, error=str(exc).splitlines()[0])
         return problem_response(
-            500, "internal-error", "Internal error", "unexpected error; see server log", request
+            409,
+            "concurrent-update",
+            "Conflict",
+            "another request changed the same data at the same time; retry the request",
+            request,
         )
+
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _contention)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

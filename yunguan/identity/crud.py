@@ -57,17 +57,30 @@ def _filter_params(names: Sequence[str]) -> Callable[..., dict[str, Any]]:
     return collect
 
 
+def add_listing(
+    router: APIRouter,
+    noun: str,
+    path: str,
+    out: type[BaseModel],
+    lister: Callable[..., tuple[list[Any], str | None]],
+    filters: Sequence[str] = (),
+    tag: str | None = None,
+) -> None:
+    """``GET path``: a page of ``out``, filtered by equality on ``filters``."""
+    Filters = Annotated[dict[str, Any], Depends(_filter_params(filters))]
+
+    @router.get(path, response_model=Page[out], tags=[tag or path.strip("/")], name=f"{noun}.list")  # type: ignore[valid-type]
+    def list_items(session: DbSession, principal: CurrentPrincipal, page: Pages, filters: Filters):
+        rows, cursor = lister(session, principal, page, **filters)
+        return Page(items=[out.model_validate(r) for r in rows], next_cursor=cursor)
+
+
 def add_collection(router: APIRouter, c: Collection) -> None:
     path, tag, name = c.path, c.path.strip("/"), c.noun
     member = f"{path}/{{item_id}}"
     Out, Create, Update = c.out, c.create_schema, c.update_schema
-    Filters = Annotated[dict[str, Any], Depends(_filter_params(c.filters))]
     writes = problem_responses(403, 409)
-
-    @router.get(path, response_model=Page[Out], tags=[tag], name=f"{name}.list")  # type: ignore[valid-type]
-    def list_items(session: DbSession, principal: CurrentPrincipal, page: Pages, filters: Filters):
-        rows, cursor = c.list(session, principal, page, **filters)
-        return Page(items=[Out.model_validate(r) for r in rows], next_cursor=cursor)
+    add_listing(router, name, path, Out, c.list, c.filters)
 
     if c.create is not None:  # nouns made by a long operation define their own POST
 

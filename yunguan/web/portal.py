@@ -108,6 +108,7 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
     if principal.can("billing:read"):
         mine.append({"href": "/billing", "label": "Billing"})
         mine.append({"href": "/billing/reports", "label": "Cost reports"})
+        mine.append({"href": "/billing/accounts", "label": "Billing accounts"})
     if principal.can("audit:read"):
         mine.append({"href": "/audit", "label": "Audit log"})
     if principal.is_platform_admin:
@@ -119,6 +120,10 @@ def navigation(principal: Principal) -> list[dict[str, Any]]:
             {"href": "/placement", "label": "Placement"},
             {"href": "/admin/catalog/templates", "label": "Catalog admin"},
             {"href": "/admin/billing/price-books", "label": "Price books"},
+            {"href": "/admin/billing/discounts", "label": "Discounts"},
+            {"href": "/admin/billing/coupons", "label": "Coupons"},
+            {"href": "/admin/billing/vendors", "label": "Vendors"},
+            {"href": "/admin/billing/quarantine", "label": "Usage quarantine"},
             {"href": "/roles", "label": "Roles"},
             {"href": "/api/v1/docs", "label": "API reference"},
         ]

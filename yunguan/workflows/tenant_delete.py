@@ -14,6 +14,7 @@ members may be gone, so it takes nothing new) and can be deleted again. Never st
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
+from yunguan.billing import service as billing
 from yunguan.compute import service as compute
 from yunguan.core import audit
 from yunguan.core.db import get_database
@@ -43,6 +44,7 @@ def check_empty(session: Session, tenant: Tenant) -> None:
         (network.count_tenant_resources, "network resource(s)"),
         (compute.count_tenant_resources, "instance(s), image(s), volume(s) or snapshot(s)"),
         (lifecycle.count_tenant_services, "open order(s) or service(s)"),
+        (billing.count_tenant_holdings, "billing account(s) or plan subscription(s)"),
     ):
         held = count(session, tenant.id)
         if held:
