@@ -104,3 +104,39 @@ def test_a_vendor_sells_something(biller: Api, root_id: str):
     crm = biller.tenant(root_id, "CRM Corp")
     answer = biller.post("/vendors", {"name": "CRM Corp", "tenant_id": crm["id"]})
     assert answer.status_code == 422  # with no products it would be owed every line
+
+
+def test_a_promotion_the_vendor_funds_reduces_its_base(biller: Api, root_id: str, clock):
+    crm, acme = biller.tenant(root_id, "CRM Corp"), biller.tenant(root_id, "Acme")
+    book(biller, "list", [{"meter": "saas.seats", "basis": "month", "unit_price": "100.00"}])
+    product = {"meter": "saas.seats", "price_key": "crm-pro"}
+    vendor = biller.ok(
+        biller.post("/vendors", {"name": "CRM", "tenant_id": crm["id"], "products": [product]}),
+        201,
+    )
+    march = {"valid_from": "2027-02-28T16:00:00Z", "valid_until": "2027-03-31T16:00:00Z"}
+    off = {"kind": "percent", **product, **march}
+    made = biller.ok(
+        biller.post("/discounts", {**off, "percent": "20", "funded_by": "vendor"}), 201
+    )
+    assert made["funded_by"] == "vendor"
+    biller.ok(biller.post("/discounts", {**off, "percent": "10"}), 201)  # the platform's
+    fixed = {"kind": "fixed", "amount": "1", "funded_by": "vendor", **march}
+    assert biller.post("/discounts", fixed).status_code == 422
+    acct = account(biller, acme["id"])
+    send(biller, seats(acme["id"], "crm-pro", "1"))
+    invoice = bill(biller, acct["id"], "2027-03", finalize=True)
+    [line] = invoice["lines"]
+    assert (line["amount"], line["detail"]["list"], line["detail"]["vendor_base"]) == (
+        "72.00",  # 100.00, 20 % off, then 10 % off
+        "100",
+        "80",
+    )
+    pay = {"action": "pay", "amount": invoice["amount_due"], "reference": "bank-1"}
+    biller.ok(biller.post(f"/invoices/{invoice['id']}/actions", pay))
+    clock.advance(days=30)
+    biller = biller.login("admin", ADMIN_PASSWORD)
+    [statement] = biller.ok(
+        biller.post("/vendor-statements", {"vendor_id": vendor["id"], "period": "2027-05"}), 201
+    )
+    assert (statement["base"], statement["fee"], statement["payout"]) == ("80.00", "12.00", "68.00")

@@ -178,3 +178,26 @@ def test_money_actions_are_the_platforms_and_need_an_amount_and_a_reference(
         assert biller.post(f"/billing-accounts/{acct['id']}/actions", bad).status_code == 422
     assert boss.ok(boss.get("/wallets"))["items"][0]["balance"] == "0.00"
     assert boss.get("/ledger-transactions").status_code == 403  # the platform's books
+
+
+def test_a_credit_note_gives_granted_credit_back_to_the_grant(biller: Api, root_id: str, db):
+    tenant = biller.tenant(root_id, "Acme")
+    book(biller, "list", [HOURLY])
+    acct = account(biller, tenant["id"])
+    act(biller, acct, "grant", amount="8.00", reference="welcome")
+    act(biller, acct, "top-up", amount="5.00", reference="bank-1")
+    send(
+        biller,
+        [
+            event(tenant["id"], "i-vm1", "start", "2027-03-10T00:00:00Z"),
+            event(tenant["id"], "i-vm1", "stop", "2027-03-10T10:00:00Z"),
+        ],
+    )
+    march = bill(biller, acct["id"], "2027-03", finalize=True)
+    # 10.60: 8.00 of granted credit, then 2.60 of cash
+    assert (march["total"], march["amount_due"]) == ("10.60", "0.00")
+    credit = {"action": "credit", "amount": "9.00", "reason": "outage"}
+    biller.ok(biller.post(f"/invoices/{march['id']}/actions", credit))  # 9.54 back
+    held = wallet(biller, tenant["id"])
+    assert (held["credit"], held["cash"]) == ("8.00", "3.94")  # the grant first, then cash
+    ledger_is_sound(db)

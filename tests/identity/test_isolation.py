@@ -141,9 +141,11 @@ INFRASTRUCTURE |= {
     ("PATCH", "/billing-accounts/{item_id}"),
     ("POST", "/invoices/{item_id}/actions"),
     ("PATCH", "/vendors/{item_id}"),
+    ("POST", "/usage-quarantine/{item_id}/actions"),
 }
 INFRASTRUCTURE_ACTIONS = {"quotas": "commit", "providers": "sync", "service-templates": "submit"}
 INFRASTRUCTURE_ACTIONS |= {"price-books": "publish", "invoices": "finalize"}
+INFRASTRUCTURE_ACTIONS |= {"usage-quarantine": "discard"}
 INFRASTRUCTURE_BODIES = {
     "/actions": lambda path: {
         "action": next((a for n, a in INFRASTRUCTURE_ACTIONS.items() if n in path), "refresh")

@@ -45,9 +45,27 @@ add_listing(
     "/usage-quarantine",
     schemas.QuarantineOut,
     service.list_quarantine,
-    ("source",),
+    ("source", "state"),
     tag="usage-events",
 )
+
+
+@router.post(
+    "/usage-quarantine/{item_id}/actions",
+    response_model=schemas.QuarantineOut,
+    tags=["usage-events"],
+    name="usage-quarantine.act",
+    responses=WRITES,
+)
+def act_on_quarantine(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    item_id: ResourceId,
+    body: schemas.QuarantineAction,
+):
+    """``accept`` the copy in place of the recorded event (late usage of a finalized month
+    is then corrected), or ``discard`` it (409 once resolved)."""
+    return service.resolve_quarantine(session, principal, item_id, body)
 
 
 @router.get(

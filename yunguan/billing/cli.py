@@ -50,7 +50,7 @@ COLUMNS = {
         "price_key",
     ],
     "interval": ["meter", "price_key", "quantity", "started_at", "ended_at"],
-    "quarantine": ["id", "source", "event_id", "tenant_id", "occurred_at", "received_at"],
+    "quarantine": ["id", "source", "event_id", "tenant_id", "occurred_at", "state", "received_at"],
     "ingest": ["received", "inserted", "duplicates", "quarantined"],
     "price-book": ["id", "name", "version", "currency", "state", "effective_from", "published_at"],
     "price-item": [
@@ -330,12 +330,31 @@ def usage_intervals(resource_id: str, output: OutputOption = Format.table) -> No
 @usage.command("quarantine")
 def usage_quarantine(
     source: Annotated[str | None, Opt()] = None,
+    state: Annotated[str | None, Opt(help="held, accepted or discarded")] = None,
     limit: Limit = None,
     output: OutputOption = Format.table,
 ) -> None:
     """Copies of events that differ from the recorded ones: kept aside, never counted."""
-    items = Client.from_login().collect("/usage-quarantine", limit, source=source)
+    items = Client.from_login().collect("/usage-quarantine", limit, source=source, state=state)
     show(items, COLUMNS["quarantine"], output)
+
+
+def _resolve(action: str, held_id: str, output: Format) -> None:
+    answer = Client.from_login().post(f"/usage-quarantine/{held_id}/actions", {"action": action})
+    show(answer, COLUMNS["quarantine"], output)
+
+
+@usage.command("accept")
+def usage_accept(held_id: str, output: OutputOption = Format.table) -> None:
+    """Count a quarantined copy in place of the recorded event (a finalized month is then
+    corrected)."""
+    _resolve("accept", held_id, output)
+
+
+@usage.command("discard")
+def usage_discard(held_id: str, output: OutputOption = Format.table) -> None:
+    """Drop a quarantined copy for good."""
+    _resolve("discard", held_id, output)
 
 
 # --- price books ---
@@ -551,6 +570,9 @@ def discount_create(
     ] = None,
     currency: Currency = None,
     description: Description = None,
+    funded_by: Annotated[
+        str | None, Opt(help="platform (default) or vendor: the vendor's base is reduced")
+    ] = None,
     output: OutputOption = Format.table,
 ) -> None:
     """A discount, taken off the lines it covers while valid."""

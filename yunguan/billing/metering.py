@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from yunguan.billing.models import UsageEvent, UsageQuarantine
 from yunguan.core.clock import now
 from yunguan.core.db import UTCDateTime, chunked, copy_rows, insert_into
+from yunguan.core.errors import Conflict
 from yunguan.core.ids import new_id
 
 BODY = ("tenant_id", "resource_type", "resource_id", "meter", "action", "price_key")
@@ -219,6 +220,29 @@ def _conflicting(session: Session, rows: list[dict[str, Any]]) -> list[dict[str,
                 },
             )
     return list(conflicts.values())
+
+
+def resolve(session: Session, held: UsageQuarantine, accept: bool) -> UsageQuarantine:
+    """Settle a quarantined copy: discard it, or accept it in place of the recorded event
+    (which goes, the copy taking a new ``seq``, so ratings of a finalized month see late
+    usage and correct it)."""
+    if held.state != "held":
+        raise Conflict(f"{held.id} was {held.state} already", code="quarantine-resolved")
+    held.state, held.resolved_at = ("accepted" if accept else "discarded"), now()
+    if accept:
+        writing(session)
+        recorded = session.scalars(
+            select(UsageEvent).where(
+                UsageEvent.source == held.source, UsageEvent.event_id == held.event_id
+            )
+        ).one()
+        recorded.event_id = f"replaced-by:{held.id}"  # out of the way, until it goes
+        session.flush()
+        event = {**held.payload, "occurred_at": held.occurred_at}
+        event["quantity"] = Decimal(event["quantity"])
+        session.execute(insert_into(session, UsageEvent), [row_of(event)])  # seq above it
+        session.delete(recorded)
+    return held
 
 
 # --- intervals ---

@@ -54,7 +54,8 @@ class UsageEvent(Base):
 
 class UsageQuarantine(Base):
     """A copy of an event that differs from the one recorded under its ``(source, event_id)``:
-    kept aside for an administrator, never counted. The first copy wins."""
+    kept aside for an administrator, never counted unless accepted. The first copy wins
+    until then."""
 
     __tablename__ = "usage_quarantine"
     __table_args__ = (UniqueConstraint("source", "event_id", "body_hash", "occurred_at"),)
@@ -67,6 +68,9 @@ class UsageQuarantine(Base):
     occurred_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=now)
+    state: Mapped[str] = mapped_column(String(16), default="held", index=True)
+    """``held``; ``accepted`` (it replaced the recorded copy) or ``discarded``."""
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class PriceBook(Timestamps, Base):
@@ -267,6 +271,9 @@ class Discount(Timestamps, Base):
     valid_from: Mapped[datetime]
     valid_until: Mapped[datetime | None] = mapped_column(default=None)
     description: Mapped[str] = mapped_column(String(256), default="")
+    funded_by: Mapped[str] = mapped_column(String(16), default="platform")
+    """Who gives it up: the ``platform``, or the ``vendor`` of the product (it then reduces
+    what the vendor is settled on)."""
 
 
 class Coupon(Timestamps, Base):

@@ -445,6 +445,11 @@ def _applied(run: Rated, row: Any, offers: list[Discount], paths: dict[str, str]
     return discounts.line_discounts(offers, scope, segment.start, segment.end)
 
 
+def _under(item: PriceItem, measured: pricing.Usage, applied: list[Discount]) -> Decimal:
+    """The exact cost of ``measured`` with ``applied``: overrides, then percentages."""
+    return discounts.net(pricing.cost(discounts.overridden(item, applied), measured), applied)
+
+
 def _line(
     run: Rated,
     rows: list[tuple[Any, Decimal, PriceItem | None]],
@@ -460,19 +465,21 @@ def _line(
     # a tiered or flat price is of the line's whole quantity, shared out over its rows
     whole = item is not None and item.model in (*TIERED, "flat")
     total = sum((amount for _, amount, _ in rows), Decimal(0))
-    listed = charged = Decimal(0)
+    listed = charged = vendor_base = Decimal(0)
     applied_ids: list[str] = []
     with localcontext(EXACT):
         for row, amount, row_item in priced:
             share = amount / total if whole and total else Decimal(1)
             measured = run.usage(total if whole else amount)
-            cost = pricing.cost(row_item, measured) * share
-            listed += cost
             applied = _applied(run, row, offers, paths) if offers else []
-            priced_item = discounts.overridden(row_item, applied)
-            if priced_item is not row_item:
-                cost = pricing.cost(priced_item, measured) * share
-            charged += discounts.net(cost, applied)
+            cost = _under(row_item, measured, []) * share
+            listed += cost
+            if not applied:  # the common case: priced once
+                charged, vendor_base = charged + cost, vendor_base + cost
+                continue
+            vendors = [d for d in applied if d.funded_by == "vendor"]
+            charged += _under(row_item, measured, applied) * share
+            vendor_base += _under(row_item, measured, vendors) * share
             applied_ids += [d.id for d in applied if d.id not in applied_ids]
     tenants = {row.tenant_id for row, _, _ in rows}
     line = Line(
@@ -507,6 +514,8 @@ def _line(
     if applied_ids:
         line.detail["list"] = plain(listed)
         line.detail["discounts"] = applied_ids
+    if vendor_base != listed:
+        line.detail["vendor_base"] = plain(vendor_base)
     return line
 
 

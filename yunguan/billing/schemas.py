@@ -109,6 +109,12 @@ class QuarantineOut(Output):
     occurred_at: datetime
     payload: dict[str, Any]
     received_at: datetime
+    state: str
+    resolved_at: datetime | None
+
+
+class QuarantineAction(Input):
+    action: Literal["accept", "discard"]
 
 
 class IntervalOut(Output):
@@ -427,6 +433,7 @@ class DiscountCreate(Validity):
     tiers: list[TierIn] = Field(default_factory=list, max_length=32)
     currency: Currency = "CNY"
     description: Label = ""
+    funded_by: Literal["platform", "vendor"] = "platform"
 
     @model_validator(mode="after")
     def _complete(self) -> "DiscountCreate":
@@ -440,6 +447,8 @@ class DiscountCreate(Validity):
                 pricing.check_tiers("graduated", [t.model_dump() for t in self.tiers])
         if self.kind == "fixed" and self.price_key:
             raise ValueError("a fixed discount comes off the invoice: it has no price key")
+        if self.kind == "fixed" and self.funded_by == "vendor":
+            raise ValueError("a fixed discount comes off the invoice: the platform funds it")
         return self
 
 
@@ -457,6 +466,7 @@ class DiscountOut(Output):
     valid_from: datetime
     valid_until: datetime | None
     description: str
+    funded_by: str
 
 
 class DiscountUpdate(Input):

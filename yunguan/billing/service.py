@@ -33,7 +33,7 @@ from yunguan.billing.models import (
 )
 from yunguan.billing.wallets import guard  # noqa: F401  (what may be ordered: 402 if not)
 from yunguan.core.clock import now
-from yunguan.core.db import flush_or_conflict
+from yunguan.core.db import flush_or_conflict, locked
 from yunguan.core.errors import Conflict, NotFound, Unprocessable
 from yunguan.core.ids import new_id
 from yunguan.core.pagination import PageParams
@@ -69,6 +69,17 @@ def ingest(session: Session, principal: Principal, batch: schemas.UsageBatch) ->
 def list_quarantine(session: Session, principal: Principal, page: PageParams, **filters: Any):
     require(principal, WRITE)
     return list_visible(session, principal, UsageQuarantine, WRITE, page, **filters)
+
+
+def resolve_quarantine(
+    session: Session, principal: Principal, held_id: str, data: schemas.QuarantineAction
+) -> UsageQuarantine:
+    """``accept`` a quarantined copy in place of the recorded event, or ``discard`` it."""
+    require(principal, WRITE)
+    held = locked(session, UsageQuarantine, held_id)
+    if held is None:
+        raise NotFound(f"quarantined copy {held_id} not found")
+    return metering.resolve(session, held, data.action == "accept")
 
 
 def intervals_of(session: Session, principal: Principal, resource_id: str) -> list[Any]:

@@ -27,9 +27,12 @@ PLATFORM_TIMEZONE = "Asia/Shanghai"
 
 
 def line_base(line: InvoiceLine, currency: str) -> Decimal:
-    """What the line listed at before the platform's discounts, rounded as a line is."""
-    listed = Decimal(line.detail["list"]) if "list" in line.detail else line.exact
-    return round_minor(listed, currency)
+    """What the line listed at before the platform's discounts (after the vendor's own),
+    rounded as a line is."""
+    for key in ("vendor_base", "list"):
+        if key in line.detail:
+            return round_minor(Decimal(line.detail[key]), currency)
+    return round_minor(line.exact, currency)
 
 
 def settle(session: Session, vendor: Vendor, period: str) -> list[VendorStatement]:

@@ -597,6 +597,7 @@ class DiscountForm(PriceChange):
     tenant_id: Typed = ""
     price_key: Typed = ""
     unit_price: Typed = ""
+    funded_by: Typed = ""
 
 
 class CouponForm(PriceChange):
@@ -723,7 +724,9 @@ def vendor_settle(request: Request, form: Annotated[SettleForm, Form()]) -> Resp
 # --- the usage quarantine ---------------------------------------------------------------------
 
 
-def _quarantine_panel(request: Request, principal: Principal) -> Response:
+def _quarantine_panel(
+    request: Request, principal: Principal, *, error=None, notice=None, status: int = 200
+) -> Response:
     with request.app.state.db.session(write=False) as session:
         rows, more = service.list_quarantine(session, principal, ALL)
         tenant_names = _tenant_names(session, principal)
@@ -732,11 +735,25 @@ def _quarantine_panel(request: Request, principal: Principal) -> Response:
         request,
         "billing_quarantine.html",
         principal,
-        200,
+        status,
         held=sorted(held, key=attrgetter("received_at"), reverse=True),
         more=more,
         tenant_names=tenant_names,
+        error=error,
+        notice=notice,
     )
+
+
+@router.post(QUARANTINE + "/{held_id}/{action}", name="usage-quarantine.act")
+def quarantine_action(request: Request, held_id: str, action: str) -> Response:
+    """Accept a quarantined copy in place of the recorded event, or discard it."""
+
+    def change(session: Session, principal: Principal) -> str:
+        data = schemas.QuarantineAction.model_validate({"action": action})
+        held = service.resolve_quarantine(session, principal, held_id, data)
+        return f"{held.state.capitalize()} the copy of {held.event_id}."
+
+    return submit(request, _quarantine_panel, change)
 
 
 _page(
@@ -745,6 +762,6 @@ _page(
     _quarantine_panel,
     (
         "Copies of usage events that differ from the one recorded under the same source and "
-        "event id: the first copy counts, these never do. Look into their source."
+        "event id: the first copy counts until one of these is accepted in its place."
     ),
 )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from yunguan.billing import ledger, rating
 from yunguan.billing.ledger import PLATFORM
 from yunguan.billing.models import BillingAccount, Invoice, Payment
+from yunguan.billing.money import round_minor
 from yunguan.core.clock import now
 from yunguan.core.db import locked
 from yunguan.core.errors import Conflict, PaymentRequired
@@ -81,7 +82,8 @@ def receive(
     if earlier is not None:
         if (earlier.kind, earlier.amount, earlier.invoice_id) != (kind, amount, invoice_id):
             raise Conflict(
-                f"payment {reference!r} was recorded as a {earlier.kind} of {earlier.amount}",
+                f"payment {reference!r} was recorded as a {earlier.kind} of"
+                f" {round_minor(earlier.amount, account.currency)} {account.currency}",
                 code="payment-conflict",
             )
         return earlier
@@ -144,8 +146,10 @@ def charge(session: Session, account: BillingAccount, invoice: Invoice) -> Decim
     if not delta:
         return charged
     reference = f"charge:{invoice.id}:{invoice.rated_seq}:{invoice.total}"
-    credit = balances(session, account)[1]
-    from_credit = min(delta, max(credit, Decimal(0))) if delta > 0 else Decimal(0)
+    if delta > 0:
+        from_credit = min(delta, max(balances(session, account)[1], Decimal(0)))
+    else:  # what granted credit paid goes back to it first
+        from_credit = -min(-delta, _paid_from_credit(session, account, [invoice.id]))
     _post(
         session,
         account,
@@ -165,7 +169,7 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
     """An invoice (or credit note) was just finalized: book it, then settle it. Prepaid: the
     last charge, then the charges pay it. Postpaid: granted credit, then cash, pay what
     they can; the rest is due. A credit note first pays what is still due on the invoice it
-    corrects, and gives the rest back to the cash wallet."""
+    corrects, and gives the rest back: to granted credit as far as credit paid it, then cash."""
     _post(
         session,
         account,
@@ -179,13 +183,19 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
     if invoice.kind == "credit_note":
         refund = -invoice.total - _settle_original(session, invoice)
         if refund:
+            notes = select(Invoice.id).where(
+                Invoice.corrects_invoice_id == invoice.corrects_invoice_id
+            )
+            paid_ids = [invoice.corrects_invoice_id, *session.scalars(notes)]
+            to_credit = min(refund, _paid_from_credit(session, account, paid_ids))
             _post(
                 session,
                 account,
                 f"invoice:{invoice.id}:refund",
                 "refund",
                 ("", "receivable", refund),
-                ("", "cash_wallet", -refund),
+                ("", "credit_wallet", -to_credit),
+                ("", "cash_wallet", -(refund - to_credit)),
                 invoice_id=invoice.id,
             )
         invoice.amount_due = Decimal(0)
@@ -219,6 +229,15 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
         invoice.amount_due = invoice.total - from_credit - from_cash
     if invoice.amount_due <= 0:
         invoice.paid_at = now()
+
+
+def _paid_from_credit(session: Session, account: BillingAccount, invoice_ids: list) -> Decimal:
+    """What granted credit paid, net, for these invoices (and the notes correcting them)."""
+    paid = sum(
+        (ledger.posted_on(session, i, account.id, "credit_wallet") for i in invoice_ids),
+        Decimal(0),
+    )
+    return max(paid, Decimal(0))
 
 
 def _settle_original(session: Session, note: Invoice) -> Decimal:

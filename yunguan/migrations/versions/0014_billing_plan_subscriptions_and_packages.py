@@ -1,4 +1,5 @@
-"""billing: plan subscriptions and packages
+"""billing: plan subscriptions and packages; resolving quarantined usage; vendor-funded
+discounts
 
 Revision ID: 0014
 Revises: 0013
@@ -41,6 +42,20 @@ def upgrade() -> None:
             batch_op.f("ix_plan_subscriptions_tenant_path"), ["tenant_path"], unique=False
         )
 
+    with op.batch_alter_table("usage_quarantine", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("state", sa.String(length=16), nullable=False, server_default="held")
+        )
+        batch_op.add_column(
+            sa.Column("resolved_at", yunguan.core.db.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.create_index(batch_op.f("ix_usage_quarantine_state"), ["state"], unique=False)
+
+    with op.batch_alter_table("discounts", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("funded_by", sa.String(length=16), nullable=False, server_default="platform")
+        )
+
     with op.batch_alter_table("price_items", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("included", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
@@ -48,6 +63,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("discounts", schema=None) as batch_op:
+        batch_op.drop_column("funded_by")
+
+    with op.batch_alter_table("usage_quarantine", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_usage_quarantine_state"))
+        batch_op.drop_column("resolved_at")
+        batch_op.drop_column("state")
+
     with op.batch_alter_table("price_items", schema=None) as batch_op:
         batch_op.drop_column("included")
 
