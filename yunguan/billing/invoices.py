@@ -47,7 +47,11 @@ def lock(session: Session, invoice_id: str) -> Invoice:
 
 
 def rate_period(
-    session: Session, period: str, accounts: list[BillingAccount], as_of: datetime | None = None
+    session: Session,
+    period: str,
+    accounts: list[BillingAccount],
+    as_of: datetime | None = None,
+    known: rating.Tenancy | None = None,
 ) -> list[Invoice]:
     """Rate ``period`` for ``accounts`` into their drafts (made when there is something to
     bill); an account whose invoice of the period is finalized is left alone."""
@@ -68,7 +72,7 @@ def rate_period(
         a for a in accounts if existing.get(a.id) is None or existing[a.id].state == "draft"
     ]
     drafts: list[tuple[Invoice, rating.Rated]] = []
-    for rated in rating.rate(session, open_accounts, period, as_of):
+    for rated in rating.rate(session, open_accounts, period, as_of, known):
         invoice = existing.get(rated.account.id)
         if invoice is None:
             if not rated.lines:
@@ -267,15 +271,15 @@ def _finalize(session: Session, invoice_ids: list[str], strict: bool = False) ->
 
 
 def correct(
-    session: Session, invoice: Invoice, owner: dict[str, BillingAccount] | None = None
+    session: Session, invoice: Invoice, known: rating.Tenancy | None = None
 ) -> list[InvoiceLine]:
     """Correct a finalized invoice for usage of its period recorded since it was rated: the
     correction lines made (none if nothing changed, so running it again changes nothing).
-    ``owner``: each tenant's account, when the caller has it already."""
+    ``known``: the tenancy, when the caller has read it already."""
     serialise(session)
     account = session.get(BillingAccount, invoice.account_id)
-    owner = owner if owner is not None else rating.account_of_tenants(session)
-    tenants = [t for t, a in owner.items() if a.id == account.id]
+    known = known or rating.tenancy(session)
+    tenants = [t for t, a in known.owner.items() if a.id == account.id]
     late = select(func.max(UsageEvent.seq)).where(
         UsageEvent.tenant_id.in_(tenants),
         UsageEvent.at_s < int(invoice.period_end.timestamp()),
@@ -284,7 +288,7 @@ def correct(
     if session.scalar(late) is None:
         return []
     seen = metering.watermark(session)  # not the latest late event's: one may be in flight
-    [rated] = rating.rate(session, [account], invoice.period, invoice.period_end)
+    [rated] = rating.rate(session, [account], invoice.period, invoice.period_end, known)
     billed: dict[tuple, Decimal] = defaultdict(Decimal)
     described: dict[tuple, rating.Line] = {}
     earlier = select(InvoiceLine).where(
@@ -407,13 +411,14 @@ def tick(session: Session, at: datetime | None = None) -> dict[str, int]:
         last = periods.previous_period(current)
         if at < periods.bounds(last, account.timezone)[1] + timedelta(hours=account.grace_hours):
             by_period[last].append(account)
+    known = rating.tenancy(session)
     rated = sum(
-        len(rate_period(session, period, group, at)) for period, group in sorted(by_period.items())
+        len(rate_period(session, period, group, at, known))
+        for period, group in sorted(by_period.items())
     )
     finalized = finalize_due(session, at)
-    owner = rating.account_of_tenants(session)
     corrected = sum(
-        1 for invoice in _maybe_late(session, at, owner) if correct(session, invoice, owner)
+        1 for invoice in _maybe_late(session, at, known.owner) if correct(session, invoice, known)
     )
     return {"rated": rated, "finalized": finalized, "corrected": corrected}
 

@@ -49,14 +49,35 @@ def midnights(period: str, tz: str) -> list[int]:
     return found
 
 
+def _index(period: str) -> int:
+    return int(period[:4]) * 12 + int(period[5:]) - 1
+
+
+def _period(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 def next_period(period: str) -> str:
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
+    return _period(_index(period) + 1)
 
 
 def previous_period(period: str) -> str:
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+    return _period(_index(period) - 1)
+
+
+def months(last: str, count: int) -> list[str]:
+    """The ``count`` months (``YYYY-MM``) up to ``last``, oldest first."""
+    end = _index(last)
+    return [_period(m) for m in range(end - count + 1, end + 1)]
+
+
+def span(first: str, last: str) -> int:
+    """How many months from ``first`` to ``last``, both counted (none if backwards)."""
+    return _index(last) - _index(first) + 1
+
+
+def months_between(first: str, last: str) -> list[str]:
+    return months(last, span(first, last))
 
 
 def seconds(start: datetime, end: datetime) -> int:

@@ -137,11 +137,6 @@ class Rated:
         return self.segments[-1].book if self.segments else None
 
 
-def account_of_tenants(session: Session) -> dict[str, BillingAccount]:
-    """Each tenant's billing account: its own, or its nearest ancestor's."""
-    return _tenants(session)[0]
-
-
 def account_of(session: Session, tenant_id: str) -> BillingAccount | None:
     """The tenant's billing account (its own, or its nearest ancestor's), in two lookups."""
     path = session.scalar(select(Tenant.path).where(Tenant.id == tenant_id))
@@ -153,8 +148,16 @@ def account_of(session: Session, tenant_id: str) -> BillingAccount | None:
     return next((found[t] for t in reversed(chain) if t in found), None)
 
 
-def _tenants(session: Session) -> tuple[dict[str, BillingAccount], dict[str, str]]:
-    """Each tenant's billing account, and each tenant's path."""
+@dataclass(frozen=True)
+class Tenancy:
+    """Every tenant's billing account (its own, or its nearest ancestor's) and path: read
+    once per billing run, for all the months and corrections it rates."""
+
+    owner: dict[str, BillingAccount]
+    paths: dict[str, str]
+
+
+def tenancy(session: Session) -> Tenancy:
     accounts = {a.tenant_id: a for a in session.scalars(select(BillingAccount))}
     owner: dict[str, BillingAccount] = {}
     paths: dict[str, str] = {}
@@ -164,7 +167,7 @@ def _tenants(session: Session) -> tuple[dict[str, BillingAccount], dict[str, str
             if ancestor in accounts:
                 owner[tenant_id] = accounts[ancestor]
                 break
-    return owner, paths
+    return Tenancy(owner, paths)
 
 
 def _segments(
@@ -186,10 +189,15 @@ def _segments(
 
 
 def rate(
-    session: Session, accounts: list[BillingAccount], period: str, as_of: datetime
+    session: Session,
+    accounts: list[BillingAccount],
+    period: str,
+    as_of: datetime,
+    known: Tenancy | None = None,
 ) -> list[Rated]:
     """The lines of ``period`` for ``accounts``, from the usage recorded before ``as_of``."""
-    owner, paths = _tenants(session)
+    known = known or tenancy(session)
+    owner, paths = known.owner, known.paths
     spans = {account.id: periods.bounds(period, account.timezone) for account in accounts}
     if not spans:
         return []

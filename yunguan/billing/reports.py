@@ -45,23 +45,6 @@ Grouped = tuple[Select[Any], Callable[..., Described]]
 """A report's statement with its group's columns, and how to read them."""
 
 
-# --- months ---
-
-
-def _index(period: str) -> int:
-    return int(period[:4]) * 12 + int(period[5:]) - 1
-
-
-def months(last: str, count: int) -> list[str]:
-    """The ``count`` months (``YYYY-MM``) up to ``last``, oldest first."""
-    end = _index(last)
-    return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(end - count + 1, end + 1)]
-
-
-def months_between(first: str, last: str) -> list[str]:
-    return months(last, _index(last) - _index(first) + 1)
-
-
 def report_query(
     group_by: str | None = None,
     start: str | None = None,
@@ -71,7 +54,7 @@ def report_query(
 ) -> dict[str, Any]:
     """``cost_report``'s arguments from a request's: by subtree, over the last SPAN months
     (this one, in UTC, to date), unless given."""
-    recent = months(periods.period_of(now(), "UTC"), SPAN)
+    recent = periods.months(periods.period_of(now(), "UTC"), SPAN)
     return {
         "group_by": group_by or "subtree",
         "start_period": start or recent[0],
@@ -87,7 +70,7 @@ def _check(group_by: str, start: str, end: str, currency: str | None) -> None:
     for period in (start, end):
         if not periods.PERIOD.fullmatch(period):
             raise Unprocessable(f"{period!r} is not a month (YYYY-MM)", code="bad-period")
-    if not 0 < _index(end) - _index(start) + 1 <= MAX_SPAN:
+    if not 0 < periods.span(start, end) <= MAX_SPAN:
         raise Unprocessable(
             f"from {start} to {end}: 1 to {MAX_SPAN} months, oldest first", code="bad-period-range"
         )

@@ -150,7 +150,7 @@ def _spending(rows: list[schemas.InvoiceOut], tenant_names: dict[str, str]) -> l
         spending.append(
             {
                 "currency": currency,
-                "chart": _chart([("", monthly)], reports.months(max(current, latest), MONTHS)),
+                "chart": _chart([("", monthly)], periods.months(max(current, latest), MONTHS)),
                 "latest": latest,
                 "spenders": sorted(by_tenant.items(), key=lambda t: (-t[1], t[0]))[:TOP],
             }
@@ -277,7 +277,7 @@ def _report(session: Session, principal: Principal, query: dict[str, Any]) -> di
     rows = reports.cost_report(session, principal, **query)
     latest = max((row["period"] for row in rows), default=query["end_period"])
     spenders = reports.top_spenders(session, principal, period=latest, tenant_id=query["tenant_id"])
-    months = reports.months_between(query["start_period"], query["end_period"])
+    months = periods.months_between(query["start_period"], query["end_period"])
     charts = _cost_charts(rows, months)
     return {"rows": rows, "charts": charts, "latest": latest, "spenders": spenders}
 
@@ -658,7 +658,7 @@ def _vendors_panel(
         more_statements=more_statements,
         tenants=tenants,
         tenant_names={t.id: t.name for t in tenants},
-        last_month=reports.months(periods.period_of(now(), "UTC"), 2)[0],
+        last_month=periods.months(periods.period_of(now(), "UTC"), 2)[0],
         error=error,
         notice=notice,
     )
