@@ -72,6 +72,7 @@ def test_discounts_of_finalized_months_only_end(biller: Api, root_id: str):
 def test_an_invoiced_account_keeps_its_time_zone(biller: Api, finalized_march: dict):
     path = f"/billing-accounts/{finalized_march['id']}"
     refused(biller.patch(path, {"timezone": "UTC"}), 409, "account-invoiced")
+    refused(biller.delete(path), 409, "account-in-use")
     same = biller.ok(biller.patch(path, {"timezone": "Asia/Shanghai", "grace_hours": 24}))
     assert (same["timezone"], same["grace_hours"]) == ("Asia/Shanghai", 24)
 
@@ -93,3 +94,42 @@ def test_a_price_book_and_its_accounts_share_one_currency(biller: Api, root_id: 
         422,
         "currency-mismatch",
     )
+
+
+def test_a_finalized_month_is_corrected_at_the_prices_it_was_billed_at(
+    biller: Api, finalized_march: dict
+):
+    book(biller, "other", [hourly("5.00")])  # another book, which the account moves to
+    path = f"/billing-accounts/{finalized_march['id']}"
+    biller.ok(biller.patch(path, {"price_book": "other"}))
+    tenant_id = finalized_march["tenant_id"]
+    send(
+        biller,
+        [
+            event(tenant_id, "i-vm2", "start", "2027-03-20T00:00:00Z"),
+            event(tenant_id, "i-vm2", "stop", "2027-03-20T02:00:00Z"),
+        ],
+    )
+    biller.ok(biller.post("/billing-runs", {}))
+    may = biller.ok(
+        biller.get("/invoices", params={"account_id": finalized_march["id"], "period": "2027-05"})
+    )
+    [late] = biller.ok(biller.get(f"/invoices/{may['items'][0]['id']}"))["lines"]
+    assert (late["kind"], late["resource_id"], late["amount"]) == ("adjustment", "i-vm2", "2.00")
+
+
+def test_a_discount_that_ended_before_a_finalized_month_stays_ended(biller: Api, root_id: str):
+    tenant = biller.tenant(root_id, "Acme")
+    book(biller, "list", [HOURLY])
+    acct = account(biller, tenant["id"])
+    early = {"kind": "percent", "percent": "50", "valid_from": MARCH_FROM}
+    made = biller.ok(
+        biller.post("/discounts", {**early, "valid_until": "2027-03-05T00:00:00Z"}), 201
+    )
+    ten_hours_in_march(biller, tenant["id"])
+    assert bill(biller, acct["id"], "2027-03", finalize=True)["subtotal"] == "10.00"
+    longer = {"valid_until": "2027-06-01T00:00:00Z"}
+    refused(biller.patch(f"/discounts/{made['id']}", longer), 422, "period-finalized")
+    # another book's history is not this one's: a new book may start in the past
+    other = book(biller, "other", [hourly("5.00")])
+    assert other["state"] == "published"

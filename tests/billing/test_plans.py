@@ -191,6 +191,10 @@ def test_a_tenant_with_a_billing_account_or_plan_is_not_deleted(
     book(biller, "list", [plan("basic", "31.00")])
     account(biller, acme["id"])
     refused(biller.delete(f"/tenants/{acme['id']}"), 409, "tenant-not-empty")
+    other = biller.tenant(acme["id"], "Other")
+    unused = account(biller, other["id"])
+    biller.ok(biller.delete(f"/billing-accounts/{unused['id']}"), 204)  # nothing billed yet
+    assert biller.delete(f"/tenants/{other['id']}").status_code == 202
     team = biller.tenant(acme["id"], "Team")
     sub = biller.ok(
         biller.post("/plan-subscriptions", {"tenant_id": team["id"], "plan": "basic"}), 201
@@ -232,3 +236,73 @@ def test_plans_in_the_portal(app, biller: Api, acme: dict):
     ended = boss.post(f"{path}/plans/{made['id']}/end")
     assert f"Ended {made['id']}" in ended
     assert "ended" in row_of(ended, f'data-plan="{made["id"]}"')
+
+
+def package(fee: str, *included: dict) -> dict:
+    return {**plan("bundle", fee), "included": list(included)}
+
+
+def test_a_package_never_costs_more_and_is_split_by_tenant(clock: Clock, biller: Api, acme: dict):
+    volume = {
+        "meter": "network.egress_gb",
+        "basis": "unit",
+        "model": "volume",
+        "tiers": [{"upper": "100", "unit_price": "1.00"}, {"upper": None, "unit_price": "0.50"}],
+    }
+    bundle = package(
+        "30.00",
+        {"meter": "network.egress_gb", "quantity": "60"},
+        {"meter": "instance.running", "quantity": "100"},  # the default item's key: ""
+    )
+    book(biller, "list", [bundle, volume, hourly("0.10")])
+    acct = account(biller, acme["id"])
+    team = biller.tenant(acme["id"], "Team")
+    admin = at(clock, biller, "2027-04-01T00:00:00+08:00")
+    admin.ok(admin.post("/plan-subscriptions", {"tenant_id": acme["id"], "plan": "bundle"}), 201)
+    out = {"meter": "network.egress_gb", "quantity": "150"}
+    send(
+        admin,
+        [
+            event(acme["id"], "i-vm1", "delta", "2027-04-03T00:00:00+08:00", **out),
+            # 10 h in each tenant, priced by the meter's default item despite their flavor
+            event(acme["id"], "i-vm1", "start", "2027-04-05T00:00:00+08:00", price_key="fl-1"),
+            event(acme["id"], "i-vm1", "stop", "2027-04-05T10:00:00+08:00", price_key="fl-1"),
+            event(team["id"], "i-vm2", "start", "2027-04-05T00:00:00+08:00", price_key="fl-2"),
+            event(team["id"], "i-vm2", "stop", "2027-04-05T10:00:00+08:00", price_key="fl-2"),
+        ],
+    )
+    fixed = {"kind": "fixed", "amount": "0.50", "tenant_id": team["id"]}
+    admin.ok(admin.post("/discounts", {**fixed, "valid_from": "2027-04-01T00:00:00+08:00"}), 201)
+    admin = at(clock, admin, NOW.isoformat())
+    april = bill(admin, acct["id"], "2027-04")
+    waived = {
+        (line["meter"], line["tenant_id"]): line["amount"]
+        for line in april["lines"]
+        if line["resource_type"] == "package"
+    }
+    # 150 GB at volume 0.50 = 75.00; the 90 beyond 60 would list at 90.00: no surcharge
+    assert ("network.egress_gb", acme["id"]) not in waived
+    # all 20 h included: each tenant's 1.00 comes off its own usage, so the team's fixed
+    # discount finds nothing left to take off
+    assert waived == {
+        ("instance.running", acme["id"]): "-1.00",
+        ("instance.running", team["id"]): "-1.00",
+    }
+    assert [x["kind"] for x in april["lines"]].count("discount") == 0
+    assert april["subtotal"] == "105.00"  # 30.00 + 75.00
+
+
+def test_a_suspended_account_subscribes_to_nothing(biller: Api, acme: dict):
+    book(biller, "list", [plan("basic", "31.00"), hourly("1.00")])
+    account(biller, acme["id"], mode="prepaid")  # nothing in its wallet
+    vm = acme["id"], "i-vm1"
+    send(
+        biller,
+        [event(*vm, "start", "2027-05-01T00:00:00Z"), event(*vm, "stop", "2027-05-01T02:00:00Z")],
+    )
+    biller.ok(biller.post("/billing-runs", {}))  # charged 2.12: below zero, suspended
+    refused(
+        biller.post("/plan-subscriptions", {"tenant_id": acme["id"], "plan": "basic"}),
+        402,
+        "insufficient-balance",
+    )

@@ -139,6 +139,7 @@ INFRASTRUCTURE |= {
     ("DELETE", "/price-books/{item_id}"),
     ("POST", "/price-books/{item_id}/actions"),
     ("PATCH", "/billing-accounts/{item_id}"),
+    ("DELETE", "/billing-accounts/{item_id}"),
     ("POST", "/invoices/{item_id}/actions"),
     ("PATCH", "/vendors/{item_id}"),
     ("POST", "/usage-quarantine/{item_id}/actions"),

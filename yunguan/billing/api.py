@@ -178,7 +178,7 @@ add_collection(
         service.create_account,
         service.get_account,
         service.update_account,
-        None,
+        service.delete_account,
         filters=("tenant_id",),
     ),
 )

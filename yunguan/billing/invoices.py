@@ -18,7 +18,14 @@ from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from yunguan.billing import discounts, ledger, metering, periods, rating, wallets
-from yunguan.billing.models import BillingAccount, Invoice, InvoiceCounter, InvoiceLine, UsageEvent
+from yunguan.billing.models import (
+    BillingAccount,
+    Invoice,
+    InvoiceCounter,
+    InvoiceLine,
+    PriceBook,
+    UsageEvent,
+)
 from yunguan.billing.money import round_minor
 from yunguan.core.clock import now
 from yunguan.core.db import bulk_insert, chunked, insert_into
@@ -191,11 +198,15 @@ def _set_totals(invoice: Invoice, subtotal: Decimal) -> None:
     invoice.total = invoice.subtotal + invoice.tax
 
 
-def finalized_through(session: Session) -> datetime | None:
-    """The end of the last month any invoice was finalized for: prices before it are history."""
+def finalized_through(session: Session, book: str | None = None) -> datetime | None:
+    """The end of the last month an invoice was finalized for (billed by a version of
+    ``book``, if given): prices before it are history."""
     stmt = select(func.max(Invoice.period_end)).where(
         Invoice.kind == "invoice", Invoice.state == "finalized"
     )
+    if book is not None:
+        versions = select(PriceBook.id).where(PriceBook.name == book)
+        stmt = stmt.where(Invoice.price_book_id.in_(versions))
     return session.scalar(stmt)
 
 
@@ -288,7 +299,10 @@ def correct(
     if session.scalar(late) is None:
         return []
     seen = metering.watermark(session)  # not the latest late event's: one may be in flight
-    [rated] = rating.rate(session, [account], invoice.period, invoice.period_end, known)
+    billed_by = session.get(PriceBook, invoice.price_book_id) if invoice.price_book_id else None
+    [rated] = rating.rate(
+        session, [account], invoice.period, invoice.period_end, known, billed_by and billed_by.name
+    )
     billed: dict[tuple, Decimal] = defaultdict(Decimal)
     described: dict[tuple, rating.Line] = {}
     earlier = select(InvoiceLine).where(

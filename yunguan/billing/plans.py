@@ -8,11 +8,12 @@ the new plan.
 """
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yunguan.billing import metering, pricing, rating
+from yunguan.billing import metering, pricing, rating, wallets
 from yunguan.billing.models import PlanSubscription, PriceItem
 from yunguan.core.clock import now
 from yunguan.core.errors import Conflict, Unprocessable
@@ -21,10 +22,12 @@ from yunguan.identity.models import Tenant
 
 
 def check_plan(session: Session, tenant_id: str, plan: str) -> None:
-    """The tenant's account must offer ``plan`` in the book now in effect; 422 if not."""
+    """The tenant's account must offer ``plan`` in the book now in effect (422 if not) and
+    be in good standing (402 if not, as for anything new)."""
     account = rating.account_of(session, tenant_id)
     if account is None:
         raise Unprocessable(f"tenant {tenant_id} has no billing account", code="no-account")
+    wallets.guard(session, tenant_id)
     book = pricing.in_effect(session, account.price_book, now())
     offered = book is not None and session.scalar(
         select(PriceItem.id).where(
@@ -55,13 +58,12 @@ def subscribe(session: Session, tenant: Tenant, plan: str, quantity: int) -> Pla
     return subscription
 
 
-def change(
-    session: Session, subscription: PlanSubscription, plan: str | None, quantity: int | None
-) -> PlanSubscription:
-    """Another plan or quantity from now on (nothing changes if both are the same)."""
+def change(session: Session, subscription: PlanSubscription, data: Any) -> PlanSubscription:
+    """Another ``data.plan`` or ``data.quantity`` from now on (nothing changes if both are
+    the same)."""
     if subscription.state != "active":
         raise Conflict(f"subscription {subscription.id} has ended", code="subscription-ended")
-    plan, quantity = plan or subscription.plan, quantity or subscription.quantity
+    plan, quantity = data.plan or subscription.plan, data.quantity or subscription.quantity
     if (plan, quantity) == (subscription.plan, subscription.quantity):
         return subscription
     check_plan(session, subscription.tenant_id, plan)

@@ -194,8 +194,10 @@ def rate(
     period: str,
     as_of: datetime,
     known: Tenancy | None = None,
+    book: str | None = None,
 ) -> list[Rated]:
-    """The lines of ``period`` for ``accounts``, from the usage recorded before ``as_of``."""
+    """The lines of ``period`` for ``accounts``, from the usage recorded before ``as_of``,
+    priced by their books (or ``book``: the one a finalized month was billed by)."""
     known = known or tenancy(session)
     owner, paths = known.owner, known.paths
     spans = {account.id: periods.bounds(period, account.timezone) for account in accounts}
@@ -204,14 +206,14 @@ def rate(
     earliest, latest = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
     offers = list(session.scalars(discounts.valid_during(Discount, earliest, latest)))
     runs: dict[str, Rated] = {}
-    known: dict[tuple[str, datetime], list[Segment]] = {}  # accounts alike share segments
+    alike: dict[tuple[str, datetime], list[Segment]] = {}  # accounts alike share segments
     for account in accounts:
         start, end = spans[account.id]
-        if (account.price_book, start) not in known:
+        name = book or account.price_book
+        if (name, start) not in alike:
             cuts = discounts.bounds_within(offers, start, end)
-            segments = _segments(session, account.price_book, start, end, as_of, cuts)
-            known[(account.price_book, start)] = segments
-        segments = known[(account.price_book, start)]
+            alike[(name, start)] = _segments(session, name, start, end, as_of, cuts)
+        segments = alike[(name, start)]
         runs[account.id] = Rated(account, period, start, end, segments, paths)
     rows = [
         {
@@ -528,10 +530,11 @@ def _line(
 
 
 def _included(run: Rated, items: dict[str, PriceItem]) -> list[Line]:
-    """What the account's packages include, off its usage: per meter and price key a package
-    covers, the included quantity (per month of a plan, times the months of it the lines
-    bill) comes off the usage, valued at the rate the usage was charged, so only the
-    usage beyond it (priced from the first tier) is paid."""
+    """What the account's packages include, off its usage: per meter and price (the key of
+    the item that priced the usage) a package covers, the included quantity (per month of a
+    plan, times the months of it the lines bill) comes off the usage, valued at the rate the
+    usage was charged, so only the usage beyond it (priced from the first tier) is paid.
+    One line per tenant whose usage it covers, its share of the waiver."""
     included: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     plans: dict[tuple[str, str], set[str]] = defaultdict(set)
     for line in run.lines:
@@ -542,25 +545,52 @@ def _included(run: Rated, items: dict[str, PriceItem]) -> list[Line]:
             plans[key].add(line.resource_id)
     off = []
     for key, allowance in sorted(included.items()):
-        covered = [x for x in run.lines if (x.meter, x.price_key) == key and x.price_item_id]
+        covered = [x for x in run.lines if _priced_as(x, items) == key]
         used = sum((x.quantity for x in covered), Decimal(0))
         if not covered or used <= 0 or allowance <= 0:
             continue
         item = items[covered[-1].price_item_id]  # type: ignore[index]
-        with localcontext(EXACT):
-            listed = pricing.price_of(item, used)
-            beyond = pricing.price_of(item, max(used - allowance, Decimal(0)))
-            charged = sum((x.exact for x in covered), Decimal(0))
-            waived = charged * (listed - beyond) / listed if listed else Decimal(0)
-        line = Line.off(
-            run.account.tenant_id,
-            round_minor(waived, run.account.currency),
-            resource_type="package",
-            resource_id="included",
-            meter=key[0],
-            price_key=key[1],
-            detail={"included": plain(allowance), "used": plain(used), "plans": sorted(plans[key])},
-        )
-        line.quantity, line.exact, line.basis = -min(used, allowance), exact(-waived), item.basis
-        off.append(line)
+        detail = {"included": plain(allowance), "used": plain(used), "plans": sorted(plans[key])}
+        lines = []
+        for tenant_id, waived in _waivers(item, covered, used, allowance).items():
+            line = Line.off(
+                tenant_id,
+                round_minor(waived, run.account.currency),
+                resource_type="package",
+                resource_id="included",
+                meter=key[0],
+                price_key=key[1],
+                detail=detail,
+            )
+            line.exact, line.basis = exact(-waived), item.basis
+            lines.append(line)
+        if lines:
+            lines[-1].quantity = -min(used, allowance)  # once, on the last tenant's line
+        off += lines
     return off
+
+
+def _priced_as(line: Line, items: dict[str, PriceItem]) -> tuple[str, str] | None:
+    item = items.get(line.price_item_id or "")
+    return (item.meter, item.price_key) if item else None
+
+
+def _waivers(
+    item: PriceItem, covered: list[Line], used: Decimal, allowance: Decimal
+) -> dict[str, Decimal]:
+    """Each tenant's share of what an allowance takes off its covered lines. All of it
+    covered: exactly what those lines were charged (rounded), so nothing unbilled is
+    credited. Part of it: the charge scaled by what the usage beyond the allowance lists at
+    (capped: a volume price may fall as the quantity grows)."""
+    with localcontext(EXACT):
+        if used <= allowance:
+            shares = [(x.tenant_id, x.amount) for x in covered]
+        else:
+            listed = pricing.price_of(item, used)
+            beyond = min(pricing.price_of(item, used - allowance), listed)
+            off = (listed - beyond) / listed if listed else Decimal(0)
+            shares = [(x.tenant_id, x.exact * off) for x in covered]
+    waived: dict[str, Decimal] = defaultdict(Decimal)
+    for tenant_id, amount in shares:
+        waived[tenant_id] += amount
+    return {t: w for t, w in sorted(waived.items()) if w}

@@ -139,7 +139,7 @@ def act_on_book(
     if data.action == "publish":
         book = pricing.draft(session, book_id)
         _check_currency(session, book.name, book.currency)
-        _check_not_history(session, data.effective_from, f"price book {book.name}")
+        _check_not_history(session, data.effective_from, f"price book {book.name}", book.name)
         pricing.publish(session, book, data.effective_from)
         return book
     return pricing.new_version(session, pricing.get_book(session, book_id))
@@ -187,6 +187,20 @@ def update_account(
     return account
 
 
+def delete_account(session: Session, principal: Principal, account_id: str) -> None:
+    """Only an account nothing was billed or paid to (409 otherwise): its records stay."""
+    require(principal, WRITE)
+    account = get_account(session, principal, account_id)
+    used = select(Invoice.id).where(Invoice.account_id == account.id)
+    paid = select(Payment.id).where(Payment.account_id == account.id)
+    if session.scalar(used.union_all(paid).limit(1)):
+        raise Conflict(
+            f"billing account {account.id} has invoices or payments: it stays",
+            code="account-in-use",
+        )
+    session.delete(account)
+
+
 def _tenant(session: Session, tenant_id: str) -> Tenant:
     """The tenant a new billing object is for; 422 if there is none."""
     tenant = session.get(Tenant, tenant_id)
@@ -212,10 +226,12 @@ def _check_currency(session: Session, book: str, currency: str) -> None:
         )
 
 
-def _check_not_history(session: Session, moment: datetime | None, what: str = "a discount") -> None:
+def _check_not_history(
+    session: Session, moment: datetime | None, what: str = "a discount", book: str | None = None
+) -> None:
     """Prices of finalized months stay as they were billed: 422 for a change taking effect
-    before the end of the last finalized month."""
-    closed = invoices.finalized_through(session)
+    before the end of the last finalized month (of the accounts on ``book``, if given)."""
+    closed = invoices.finalized_through(session, book)
     if closed is not None and moment is not None and moment < closed:
         raise Unprocessable(
             f"{what} cannot take effect before {closed.isoformat()}: months up to then are"
@@ -262,15 +278,18 @@ def update_plan_subscription(
     subscription_id: str,
     data: schemas.PlanSubscriptionUpdate,
 ) -> PlanSubscription:
-    subscription = get_plan_subscription(session, principal, subscription_id)
-    require(principal, PAY)
-    return plans.change(session, subscription, data.plan, data.quantity)
+    return plans.change(session, _plan_to_change(session, principal, subscription_id), data)
 
 
 def end_plan_subscription(session: Session, principal: Principal, subscription_id: str) -> None:
-    subscription = get_plan_subscription(session, principal, subscription_id)
+    plans.end(session, _plan_to_change(session, principal, subscription_id))
+
+
+def _plan_to_change(session: Session, principal: Principal, subscription_id: str):
+    """The subscription, locked and read afresh: two changes at once take turns."""
+    get_plan_subscription(session, principal, subscription_id)
     require(principal, PAY)
-    plans.end(session, subscription)
+    return locked(session, PlanSubscription, subscription_id)
 
 
 # --- invoices ---
@@ -367,8 +386,10 @@ def update_discount(
     session: Session, principal: Principal, discount_id: str, data: schemas.DiscountUpdate
 ) -> Discount:
     discount = get_discount(session, principal, discount_id)
-    if "valid_until" in data.model_fields_set:
-        _check_not_history(session, data.valid_until or datetime.max.replace(tzinfo=UTC))
+    if "valid_until" in data.model_fields_set:  # neither end may lie in a finalized month
+        endless = datetime.max.replace(tzinfo=UTC)
+        ends = (data.valid_until or endless, discount.valid_until or endless)
+        _check_not_history(session, min(ends))
     apply_changes(discount, data)
     return discount
 

@@ -242,9 +242,7 @@ def _paid_from_credit(session: Session, account: BillingAccount, invoice_ids: li
 
 def _settle_original(session: Session, note: Invoice) -> Decimal:
     """A credit note first pays what is still due on the invoice it corrects; how much."""
-    original = session.scalars(
-        select(Invoice).where(Invoice.id == note.corrects_invoice_id).with_for_update()
-    ).one()
+    original = locked(session, Invoice, note.corrects_invoice_id)  # read afresh
     applied = min(original.amount_due, -note.total)
     if applied > 0:
         original.amount_due -= applied
