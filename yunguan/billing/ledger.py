@@ -140,14 +140,14 @@ def balances(session: Session, owner_id: str, currency: str) -> dict[str, Decima
     return {code: Decimal(balance) for code, balance in session.execute(stmt)}
 
 
-def posted_on(session: Session, invoice_id: str, owner_id: str, code: str) -> Decimal:
-    """What the transactions of an invoice moved on one ledger account."""
+def posted_on(session: Session, invoice_ids: list[str], owner_id: str, code: str) -> Decimal:
+    """What the transactions of these invoices moved on one ledger account."""
     stmt = (
         select(func.coalesce(func.sum(LedgerEntry.amount), 0))
         .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
         .join(LedgerAccount, LedgerAccount.id == LedgerEntry.ledger_account_id)
         .where(
-            LedgerTransaction.invoice_id == invoice_id,
+            LedgerTransaction.invoice_id.in_(invoice_ids),
             LedgerAccount.owner_id == owner_id,
             LedgerAccount.code == code,
         )

@@ -141,7 +141,7 @@ def charge(session: Session, account: BillingAccount, invoice: Invoice) -> Decim
     """Prepaid: charge what the draft's total grew by since the last charge (give back what
     it shrank by), granted credit first. Posted once per rating (the reference names it).
     What the invoice has been charged in all, which is then its total."""
-    charged = -ledger.posted_on(session, invoice.id, account.id, "prepaid_clearing")
+    charged = -ledger.posted_on(session, [invoice.id], account.id, "prepaid_clearing")
     delta = invoice.total - charged  # the clearing account holds charges as credits
     if not delta:
         return charged
@@ -231,13 +231,9 @@ def settle(session: Session, account: BillingAccount, invoice: Invoice) -> None:
         invoice.paid_at = now()
 
 
-def _paid_from_credit(session: Session, account: BillingAccount, invoice_ids: list) -> Decimal:
+def _paid_from_credit(session: Session, account: BillingAccount, invoice_ids: list[str]) -> Decimal:
     """What granted credit paid, net, for these invoices (and the notes correcting them)."""
-    paid = sum(
-        (ledger.posted_on(session, i, account.id, "credit_wallet") for i in invoice_ids),
-        Decimal(0),
-    )
-    return max(paid, Decimal(0))
+    return max(ledger.posted_on(session, invoice_ids, account.id, "credit_wallet"), Decimal(0))
 
 
 def _settle_original(session: Session, note: Invoice) -> Decimal:
